@@ -1,0 +1,226 @@
+"""Composition: ``chain``, ``invert``, ``scan`` over stacked layers, and the
+multi-scale factor-out architecture.
+
+``chain(a, b, c)`` applies ``a`` first, then ``b``, then ``c`` (left to right
+in the forward, data -> latent direction), unlike ``distrax.Chain`` which
+applies its list right to left. The log-det of a chain is the sum of its
+members' log-dets (chain rule for Jacobian determinants).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from flowjax_gen.bijectors.base import (
+    Bijector,
+    Context,
+    check_even,
+    check_positive_int,
+    zero_log_det,
+)
+
+
+def _has_stats(bijectors: Sequence[Bijector]) -> bool:
+  return any(b.update_stats is not None for b in bijectors)
+
+
+def chain(*bijectors: Bijector) -> Bijector:
+  """Applies ``bijectors`` left to right; params are a tuple, one per member.
+
+  ``init`` threads the example batch through each member in turn, so a
+  data-dependent initialisation (actnorm) sees the activations it will
+  normalise, with no special machinery.
+  """
+  if not bijectors or not all(isinstance(b, Bijector) for b in bijectors):
+    raise ValueError("chain needs one or more Bijector arguments; got "
+                     f"{[type(b).__name__ for b in bijectors]}.")
+
+  def init(key, x, context: Context = None):
+    params = []
+    for bijector, k in zip(bijectors, jax.random.split(key, len(bijectors))):
+      p = bijector.init(k, x, context)
+      x, _ = bijector.forward_and_log_det(p, x, context)
+      params.append(p)
+    return tuple(params)
+
+  def forward(params, x, context: Context = None):
+    total = zero_log_det(x)
+    for bijector, p in zip(bijectors, params):
+      x, log_det = bijector.forward_and_log_det(p, x, context)
+      total = total + log_det
+    return x, total
+
+  def inverse(params, y, context: Context = None):
+    total = zero_log_det(y)
+    for bijector, p in zip(reversed(bijectors), reversed(params)):
+      y, log_det = bijector.inverse_and_log_det(p, y, context)
+      total = total + log_det
+    return y, total
+
+  def update_stats(params, x, context: Context = None):
+    new_params = []
+    for bijector, p in zip(bijectors, params):
+      if bijector.update_stats is not None:
+        new_params.append(bijector.update_stats(p, x, context))
+      else:
+        new_params.append(p)
+      x, _ = bijector.forward_and_log_det(p, x, context)
+    return tuple(new_params)
+
+  return Bijector(init, forward, inverse,
+                  update_stats if _has_stats(bijectors) else None)
+
+
+def invert(bijector: Bijector) -> Bijector:
+  """Swaps the directions: forward becomes ``bijector``'s inverse.
+
+  ``init`` hands the example to ``bijector.init`` unchanged, which is right
+  for bijectors whose parameters do not look at the example's values (the
+  example lives in the other domain).
+  """
+  if bijector.update_stats is not None:
+    raise ValueError("invert cannot wrap a bijector with running statistics "
+                     "(they are defined on the data side).")
+  return Bijector(bijector.init, bijector.inverse_and_log_det,
+                  bijector.forward_and_log_det)
+
+
+def scan(bijector: Bijector, num_steps: int, *,
+         remat: bool = False) -> Bijector:
+  """``num_steps`` copies of ``bijector`` with stacked params, via ``lax.scan``.
+
+  Equivalent to ``chain(bijector, ..., bijector)`` with independent params,
+  but traced and compiled once, so compile time stays flat in depth. Params
+  are the member's params with a leading axis of size ``num_steps``.
+
+  Args:
+    bijector: the step (e.g. Glow's actnorm -> 1x1 conv -> coupling).
+    num_steps: number of steps, >= 1.
+    remat: wrap each step in ``jax.checkpoint`` so backprop recomputes step
+      activations instead of storing them (memory for compute).
+  """
+  check_positive_int("num_steps", num_steps)
+  if not isinstance(remat, bool):
+    raise ValueError(f"remat must be a bool; got {remat!r}.")
+
+  def maybe_remat(fn):
+    return jax.checkpoint(fn) if remat else fn
+
+  def init(key, x, context: Context = None):
+    def body(x, k):
+      p = bijector.init(k, x, context)
+      x, _ = bijector.forward_and_log_det(p, x, context)
+      return x, p
+
+    _, params = jax.lax.scan(body, x, jax.random.split(key, num_steps))
+    return params
+
+  def run(transform, params, x, context, reverse):
+    @maybe_remat
+    def body(carry, p):
+      x, total = carry
+      x, log_det = transform(p, x, context)
+      return (x, total + log_det), None
+
+    start = (x, zero_log_det(x))
+    (x, total), _ = jax.lax.scan(body, start, params, reverse=reverse)
+    return x, total
+
+  def forward(params, x, context: Context = None):
+    return run(bijector.forward_and_log_det, params, x, context, False)
+
+  def inverse(params, y, context: Context = None):
+    return run(bijector.inverse_and_log_det, params, y, context, True)
+
+  def update_stats(params, x, context: Context = None):
+    def body(x, p):
+      new_p = bijector.update_stats(p, x, context)
+      x, _ = bijector.forward_and_log_det(p, x, context)
+      return x, new_p
+
+    return jax.lax.scan(body, x, params)[1]
+
+  return Bijector(init, forward, inverse,
+                  update_stats if bijector.update_stats is not None else None)
+
+
+def _split_channels(h: jax.Array, level: int):
+  check_even(f"number of channels at the end of level {level}", h.shape[-1],
+             "factor out half of them")
+  half = h.shape[-1] // 2
+  return h[..., :half], h[..., half:]
+
+
+def multiscale(levels: Sequence[Bijector]) -> Bijector:
+  """Multi-scale architecture with factor-out (RealNVP §3.6, Glow §3).
+
+  After every level but the last, the second half of the channels leaves
+  the flow as a latent and the first half goes on to the next level::
+
+      h_0 = x;   (h_i, z_i) = split(level_i(h_{i-1}))  for i < L
+      z_L = level_L(h_{L-1})
+      forward(x) = (z_1, ..., z_L),  log_det = sum_i log_det(level_i)
+
+  The latents form a tuple (finest first); ``inverse`` concatenates them back
+  level by level and is exact. A learned prior on a factored-out half
+  (Glow's split prior) is the last member of that level: an affine map of
+  ``z_i`` conditioned on ``h_i`` (``priors.gaussian_split_prior``), after
+  which every latent is standard normal under the flow.
+  """
+  levels = tuple(levels)
+  if not levels or not all(isinstance(b, Bijector) for b in levels):
+    raise ValueError("multiscale needs one or more Bijector levels.")
+  last = len(levels) - 1
+
+  def init(key, x, context: Context = None):
+    params = []
+    h = x
+    for i, (level, k) in enumerate(zip(levels, jax.random.split(key, last + 1))):
+      p = level.init(k, h, context)
+      h, _ = level.forward_and_log_det(p, h, context)
+      if i < last:
+        h, _ = _split_channels(h, i)
+      params.append(p)
+    return tuple(params)
+
+  def forward(params, x, context: Context = None):
+    latents, total, h = [], zero_log_det(x), x
+    for i, (level, p) in enumerate(zip(levels, params)):
+      h, log_det = level.forward_and_log_det(p, h, context)
+      total = total + log_det
+      if i < last:
+        h, z = _split_channels(h, i)
+        latents.append(z)
+    latents.append(h)
+    return tuple(latents), total
+
+  def inverse(params, latents, context: Optional[jax.Array] = None):
+    if len(latents) != len(levels):
+      raise ValueError(f"latents must hold {len(levels)} arrays (one per "
+                       f"level); got {len(latents)}.")
+    h = latents[-1]
+    total = zero_log_det(h)
+    for i in reversed(range(len(levels))):
+      if i < last:
+        h = jnp.concatenate([h, latents[i]], axis=-1)
+      h, log_det = levels[i].inverse_and_log_det(params[i], h, context)
+      total = total + log_det
+    return h, total
+
+  def update_stats(params, x, context: Context = None):
+    new_params, h = [], x
+    for i, (level, p) in enumerate(zip(levels, params)):
+      if level.update_stats is not None:
+        new_params.append(level.update_stats(p, h, context))
+      else:
+        new_params.append(p)
+      h, _ = level.forward_and_log_det(p, h, context)
+      if i < last:
+        h, _ = _split_channels(h, i)
+    return tuple(new_params)
+
+  return Bijector(init, forward, inverse,
+                  update_stats if _has_stats(levels) else None)

@@ -1,0 +1,202 @@
+"""Coupling layers: additive (NICE) and affine (RealNVP, Glow).
+
+A mask splits the input ``x`` into a conditioning part ``a`` (passed through
+unchanged) and a transformed part ``b``; a conditioner network ``NN`` reads
+``a`` (and the optional context ``c``).
+
+Affine coupling, with ``(t, h) = NN(a, c)`` and ``s = scale_fn(h) > 0``::
+
+    forward:  y_a = a,  y_b = b * s + t
+    inverse:  a = y_a,  b = (y_b - t) / s
+    log_det = sum(log s)        (over the transformed entries only)
+
+Additive coupling (NICE, Dinh et al. 2014, §3.2): ``y_b = b + t(a, c)``,
+``log_det = 0``.
+
+Masks:
+  * ``"half"``: the last axis (channels of an image, features of a vector)
+    is cut in two halves; ``parity=1`` swaps which half conditions the other.
+  * ``"alternating"``: even / odd entries of the last axis (NICE's partition).
+  * ``"checkerboard"``: the spatial pattern ``(i + j + parity) % 2`` on NHWC
+    images (RealNVP, §3.4); the conditioner sees the masked image and its
+    output covers every position, of which only the unmasked ones are used.
+
+Scale functions (the keyword ``scale_fn``):
+  * ``"sigmoid"``: ``s = sigmoid(h + 2)``, as Glow's code; ``s`` is in (0, 1)
+    and starts at ``sigmoid(2) ~= 0.881`` when the last layer is zero.
+  * ``"exp_tanh"``: ``s = exp(tanh(h))``, bounded in (1/e, e); starts at 1.
+  * ``"exp"``: ``s = exp(h)``, unbounded.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from flowjax_gen.bijectors.base import (
+    Bijector,
+    Context,
+    check_choice,
+    check_even,
+    check_min_rank,
+    event_sum,
+)
+
+MASKS = ("half", "alternating", "checkerboard")
+SCALE_FNS = ("sigmoid", "exp_tanh", "exp")
+
+ConditionerFactory = Callable[[int], nn.Module]
+
+
+class _Partition(NamedTuple):
+  """How a mask splits ``x`` into ``(a, b)`` and merges ``(a, y_b)`` back."""
+
+  split: Callable[[jax.Array], tuple[jax.Array, jax.Array]]
+  merge: Callable[[jax.Array, jax.Array], jax.Array]
+  log_det_weight: Optional[jax.Array]  # None: every entry of b counts once.
+
+
+def _half(x: jax.Array, parity: int) -> _Partition:
+  check_even("number of channels/features (last axis)", x.shape[-1],
+             "the 'half' mask")
+  half = x.shape[-1] // 2
+
+  def split(x):
+    first, second = x[..., :half], x[..., half:]
+    return (first, second) if parity == 0 else (second, first)
+
+  def merge(a, b):
+    parts = (a, b) if parity == 0 else (b, a)
+    return jnp.concatenate(parts, axis=-1)
+
+  return _Partition(split, merge, None)
+
+
+def _alternating(x: jax.Array, parity: int) -> _Partition:
+  check_even("number of features (last axis)", x.shape[-1],
+             "the 'alternating' mask")
+
+  def split(x):
+    even, odd = x[..., 0::2], x[..., 1::2]
+    return (even, odd) if parity == 0 else (odd, even)
+
+  def merge(a, b):
+    even, odd = (a, b) if parity == 0 else (b, a)
+    return jnp.stack([even, odd], axis=-1).reshape(a.shape[:-1] + (-1,))
+
+  return _Partition(split, merge, None)
+
+
+def _checkerboard(x: jax.Array, parity: int) -> _Partition:
+  check_min_rank("x", x, 4, "NHWC images for the 'checkerboard' mask")
+  height, width = x.shape[1], x.shape[2]
+  rows = jnp.arange(height)[:, None]
+  cols = jnp.arange(width)[None, :]
+  keep = ((rows + cols + parity) % 2 == 0).astype(x.dtype)[..., None]
+
+  def split(x):
+    return x * keep, x
+
+  def merge(a, b):
+    return a + (1.0 - keep) * b
+
+  return _Partition(split, merge, jnp.broadcast_to(1.0 - keep, x.shape[1:]))
+
+
+_PARTITIONS = {"half": _half, "alternating": _alternating,
+               "checkerboard": _checkerboard}
+
+
+def _log_scale(h: jax.Array, scale_fn: str) -> jax.Array:
+  if scale_fn == "sigmoid":
+    return jax.nn.log_sigmoid(h + 2.0)
+  if scale_fn == "exp_tanh":
+    return jnp.tanh(h)
+  return h
+
+
+def _coupling(make_conditioner: ConditionerFactory, *, mask: str, parity: int,
+              affine: bool, scale_fn: str) -> Bijector:
+  check_choice("mask", mask, MASKS)
+  check_choice("parity", parity, (0, 1))
+  check_choice("scale_fn", scale_fn, SCALE_FNS)
+  if not callable(make_conditioner):
+    raise ValueError("make_conditioner must be callable as "
+                     f"make_conditioner(out_features); got {make_conditioner!r}.")
+
+  def networks(x):
+    partition = _PARTITIONS[mask](x, parity)
+    transformed_features = partition.split(x)[1].shape[-1]
+    out = 2 * transformed_features if affine else transformed_features
+    return partition, make_conditioner(out)
+
+  def shift_and_log_scale(net, params, a, context):
+    h = net.apply(params, a, context)
+    if not affine:
+      return h, None
+    shift, raw_scale = jnp.split(h, 2, axis=-1)
+    return shift, _log_scale(raw_scale, scale_fn)
+
+  def log_det(partition, log_s, batch_shape, dtype):
+    if log_s is None:
+      return jnp.zeros(batch_shape, dtype)
+    if partition.log_det_weight is not None:
+      log_s = log_s * partition.log_det_weight
+    return event_sum(log_s, log_s.ndim - 1)
+
+  def init(key, x, context: Context = None):
+    check_min_rank("x", x, 2, "a batch of events")
+    partition, net = networks(x)
+    a, _ = partition.split(x)
+    return net.init(key, a, context)
+
+  def forward(params, x, context: Context = None):
+    partition, net = networks(x)
+    a, b = partition.split(x)
+    shift, log_s = shift_and_log_scale(net, params, a, context)
+    y_b = b * jnp.exp(log_s) + shift if affine else b + shift
+    y = partition.merge(a, y_b)
+    return y, log_det(partition, log_s, x.shape[:1], x.dtype)
+
+  def inverse(params, y, context: Context = None):
+    partition, net = networks(y)
+    a, y_b = partition.split(y)
+    shift, log_s = shift_and_log_scale(net, params, a, context)
+    b = (y_b - shift) * jnp.exp(-log_s) if affine else y_b - shift
+    x = partition.merge(a, b)
+    return x, -log_det(partition, log_s, y.shape[:1], y.dtype)
+
+  return Bijector(init, forward, inverse)
+
+
+def additive_coupling(make_conditioner: ConditionerFactory, *,
+                      mask: str = "half", parity: int = 0) -> Bijector:
+  """NICE's additive coupling ``y_b = b + t(a, c)``; volume preserving.
+
+  Args:
+    make_conditioner: ``out_features -> flax Module`` called as
+      ``module(a, context)``; see ``flowjax_gen.nets``.
+    mask: one of ``MASKS``.
+    parity: 0 or 1, which part of the mask conditions the other.
+  """
+  return _coupling(make_conditioner, mask=mask, parity=parity, affine=False,
+                   scale_fn="exp")
+
+
+def affine_coupling(make_conditioner: ConditionerFactory, *,
+                    mask: str = "half", parity: int = 0,
+                    scale_fn: str = "sigmoid") -> Bijector:
+  """Affine coupling ``y_b = b * s(a, c) + t(a, c)`` (RealNVP, Glow).
+
+  Args:
+    make_conditioner: ``out_features -> flax Module``; it must output
+      ``2 * |b|`` features per position (shift first, scale logits second).
+    mask: one of ``MASKS``.
+    parity: 0 or 1, which part of the mask conditions the other.
+    scale_fn: one of ``SCALE_FNS`` (see the module docstring).
+  """
+  return _coupling(make_conditioner, mask=mask, parity=parity, affine=True,
+                   scale_fn=scale_fn)
