@@ -1,0 +1,150 @@
+"""Every bijector and full flow model, as small non-trivial test cases."""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from flowjax_gen import bijectors as fb
+from flowjax_gen import models
+from flowjax_gen.nets import MLP, GlowConvNet, ResNet, ZeroConv
+
+SMALL_MLP = functools.partial(MLP, hidden_features=(16,))
+SMALL_CONV = functools.partial(GlowConvNet, hidden_channels=8)
+SMALL_RESNET = functools.partial(ResNet, num_blocks=1, features=8)
+IMAGE = (4, 4, 2)
+VECTOR = (6,)
+
+
+class Case(NamedTuple):
+  """A bijector, the event shape of its inputs and the input range."""
+
+  make: Callable[[], fb.Bijector]
+  event_shape: tuple
+  context_size: Optional[int] = None
+  unit_interval: bool = False  # inputs must lie in (0, 1)
+  batch_dependent: bool = False
+
+
+def _glow_model(**kw):
+  return models.glow((8, 8, 1), levels=2, steps_per_level=2,
+                     hidden_channels=8, **kw).bijector
+
+
+CASES = {
+    "shift": Case(lambda: fb.shift(0.3), IMAGE),
+    "scalar_affine": Case(lambda: fb.scalar_affine(shift=0.5, scale=-2.0),
+                          VECTOR),
+    "scale": Case(fb.scale, VECTOR),
+    "sigmoid": Case(fb.sigmoid, VECTOR),
+    "logit": Case(lambda: fb.logit(0.05), IMAGE, unit_interval=True),
+    "additive_half": Case(lambda: fb.additive_coupling(SMALL_MLP), VECTOR),
+    "additive_alternating": Case(
+        lambda: fb.additive_coupling(SMALL_MLP, mask="alternating",
+                                     parity=1), VECTOR),
+    "affine_half_sigmoid": Case(
+        lambda: fb.affine_coupling(SMALL_CONV, scale_fn="sigmoid"), IMAGE),
+    "affine_half_exp_tanh_parity1": Case(
+        lambda: fb.affine_coupling(SMALL_CONV, parity=1,
+                                   scale_fn="exp_tanh"), IMAGE),
+    "affine_checkerboard": Case(
+        lambda: fb.affine_coupling(SMALL_RESNET, mask="checkerboard",
+                                   scale_fn="exp"), IMAGE),
+    "affine_checkerboard_parity1": Case(
+        lambda: fb.affine_coupling(SMALL_RESNET, mask="checkerboard",
+                                   parity=1), IMAGE),
+    "affine_alternating": Case(
+        lambda: fb.affine_coupling(SMALL_MLP, mask="alternating"), VECTOR),
+    "affine_conditional": Case(
+        lambda: fb.affine_coupling(SMALL_CONV), IMAGE, context_size=3),
+    "actnorm": Case(fb.actnorm, IMAGE),
+    "actnorm_vector": Case(fb.actnorm, VECTOR),
+    "conv1x1": Case(fb.conv1x1, (2, 2, 4)),
+    "conv1x1_lu": Case(fb.conv1x1_lu, (2, 2, 4)),
+    "reverse": Case(fb.reverse, IMAGE),
+    "shuffle": Case(lambda: fb.shuffle(3), VECTOR),
+    "squeeze": Case(fb.squeeze, IMAGE),
+    "unsqueeze": Case(fb.unsqueeze, (2, 2, 8)),
+    "reshape": Case(lambda: fb.reshape(IMAGE, (32,)), IMAGE),
+    "batch_norm_eval": Case(
+        lambda: fb.batch_norm(use_running_average=True), IMAGE),
+    "split_prior": Case(fb.gaussian_split_prior, IMAGE),
+    "split_prior_conditional": Case(
+        lambda: fb.gaussian_split_prior(ZeroConv), IMAGE, context_size=3),
+    "learned_prior": Case(fb.learned_prior, IMAGE),
+    "learned_prior_conditional": Case(fb.learned_prior, IMAGE,
+                                      context_size=3),
+    "chain": Case(lambda: fb.chain(fb.actnorm(), fb.conv1x1(),
+                                   fb.affine_coupling(SMALL_CONV)), IMAGE),
+    "invert_chain": Case(lambda: fb.invert(fb.chain(fb.scale(),
+                                                    fb.shift(1.0))), VECTOR),
+    "scan": Case(lambda: fb.scan(models.glow_step(hidden_channels=8,
+                                                  permutation="conv1x1_lu"),
+                                 3), IMAGE),
+    "scan_remat": Case(lambda: fb.scan(fb.chain(fb.actnorm(), fb.reverse()),
+                                       2, remat=True), IMAGE),
+    "multiscale": Case(lambda: fb.multiscale([
+        fb.chain(fb.squeeze(), fb.affine_coupling(SMALL_CONV),
+                 fb.gaussian_split_prior()),
+        fb.chain(fb.squeeze(), fb.affine_coupling(SMALL_CONV))]), (8, 8, 1)),
+    "nice_model": Case(
+        lambda: models.nice((4, 4, 1), num_couplings=4,
+                            hidden_features=(16, 16)).bijector, (4, 4, 1)),
+    "realnvp_model": Case(
+        lambda: models.realnvp((8, 8, 1), levels=2, num_blocks=1, features=8,
+                               use_running_average=True).bijector,
+        (8, 8, 1), unit_interval=True),
+    "glow_model": Case(_glow_model, (8, 8, 1)),
+    "glow_model_additive_lu": Case(
+        lambda: _glow_model(coupling="additive", permutation="conv1x1_lu"),
+        (8, 8, 1)),
+    "glow_model_conditional": Case(_glow_model, (8, 8, 1), context_size=3),
+}
+
+
+def perturb(params, key, scale=0.1):
+  """Adds noise to every float leaf so zero-initialised layers stop being
+  identities; fixed leaves (LU permutation and signs) are kept, and
+  variances are scaled rather than shifted so they stay positive."""
+  paths_and_leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+  treedef = jax.tree.structure(params)
+  keys = jax.random.split(key, max(len(paths_and_leaves), 1))
+  new = []
+  for k, (path, leaf) in zip(keys, paths_and_leaves):
+    names = {getattr(p, "key", None) for p in path}
+    noise = scale * jax.random.normal(k, jnp.shape(leaf), leaf.dtype)
+    if "fixed" in names:
+      new.append(leaf)
+    elif names & {"running_var"}:
+      new.append(leaf * jnp.exp(noise))
+    else:
+      new.append(leaf + noise)
+  return jax.tree.unflatten(treedef, new)
+
+
+def make_inputs(case: Case, key, batch=3, dtype=jnp.float32):
+  """A batch of inputs (and context) in the case's input range."""
+  k1, k2 = jax.random.split(key)
+  shape = (batch,) + case.event_shape
+  if case.unit_interval:
+    x = jax.random.uniform(k1, shape, dtype, 0.05, 0.95)
+  else:
+    x = jax.random.normal(k1, shape, dtype)
+  context = None
+  if case.context_size:
+    labels = jax.random.randint(k2, (batch,), 0, case.context_size)
+    context = jax.nn.one_hot(labels, case.context_size, dtype=dtype)
+  return x, context
+
+
+def build(case: Case, key, batch=3, dtype=jnp.float32):
+  """(bijector, perturbed params, x, context) for a case."""
+  bijector = case.make()
+  k_init, k_noise, k_x = jax.random.split(key, 3)
+  x, context = make_inputs(case, k_x, batch, dtype)
+  params = bijector.init(k_init, x, context)
+  params = jax.tree.map(lambda p: jnp.asarray(p, dtype), params)
+  return bijector, perturb(params, k_noise), x, context
