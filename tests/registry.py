@@ -140,9 +140,18 @@ def make_inputs(case: Case, key, batch=3, dtype=jnp.float32):
   return x, context
 
 
-def build(case: Case, key, batch=3, dtype=jnp.float32):
-  """(bijector, perturbed params, x, context) for a case."""
-  bijector = case.make()
+@functools.lru_cache(maxsize=None)
+def jitted(name: str) -> fb.Bijector:
+  """The case's bijector with jitted functions, built once per session so
+  every test reuses the compiled code."""
+  bijector = CASES[name].make()
+  return fb.Bijector(*(None if fn is None else jax.jit(fn) for fn in bijector))
+
+
+def build(name: str, key, batch=3, dtype=jnp.float32):
+  """(jitted bijector, perturbed params, x, context) for a case."""
+  case = CASES[name]
+  bijector = jitted(name)
   k_init, k_noise, k_x = jax.random.split(key, 3)
   x, context = make_inputs(case, k_x, batch, dtype)
   params = bijector.init(k_init, x, context)

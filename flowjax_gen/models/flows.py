@@ -160,15 +160,16 @@ def _preprocess(kind: str, alpha: float) -> Sequence[Bijector]:
   return ()
 
 
-def _image_shape(event_shape: Sequence[int], levels: int) -> tuple[int, ...]:
+def _image_shape(event_shape: Sequence[int], levels: int,
+                 squeezes: int, rule: str) -> tuple[int, ...]:
   check_positive_int("levels", levels)
   shape = tuple(int(d) for d in event_shape)
   if len(shape) != 3 or min(shape) < 1:
     raise ValueError(f"event_shape must be (height, width, channels); got "
                      f"{tuple(event_shape)!r}.")
-  factor = 2 ** levels
+  factor = 2**squeezes
   if shape[0] % factor or shape[1] % factor:
-    raise ValueError(f"height and width must be divisible by 2**levels = "
+    raise ValueError(f"height and width must be divisible by {rule} = "
                      f"{factor} (levels={levels}); got event_shape {shape}.")
   return shape
 
@@ -233,8 +234,7 @@ def realnvp(event_shape: Sequence[int], *, levels: int = 3,
     preprocess: ``"logit"`` (paper), ``"center"`` or ``"none"``.
     alpha: logit boundary margin.
   """
-  check_positive_int("levels", levels)
-  _image_shape(event_shape, levels - 1)
+  _image_shape(event_shape, levels, levels - 1, "2**(levels - 1)")
   make_net = functools.partial(ResNet, num_blocks=num_blocks,
                                features=features)
 
@@ -313,7 +313,7 @@ def glow(event_shape: Sequence[int], *, levels: int = 3,
     preprocess: ``"center"`` (paper), ``"logit"`` or ``"none"``.
     remat: recompute step activations in the backward pass.
   """
-  _image_shape(event_shape, levels)
+  _image_shape(event_shape, levels, levels, "2**levels")
   check_positive_int("steps_per_level", steps_per_level)
   step = glow_step(hidden_channels=hidden_channels, coupling=coupling,
                    permutation=permutation, scale_fn=scale_fn)
