@@ -79,6 +79,33 @@ def bits_per_dim(log_prob: jax.Array, dims: int,
   return nll_nats(log_prob, dims, n_bits) / (dims * math.log(2.0))
 
 
+def flow_inputs(batch: dict, key: Optional[jax.Array], *,
+                n_bits: Optional[int],
+                num_classes: Optional[int]) -> tuple[jax.Array, Any]:
+  """``(x, context)`` a flow sees for a batch: dequantised ``batch["image"]``
+  (or the raw values for continuous data) and the one-hot label, if any."""
+  x = batch["image"]
+  x = (jnp.asarray(x, jnp.float32) if n_bits is None
+       else dequantize(key, x, n_bits))
+  context = None
+  if num_classes is not None:
+    context = jax.nn.one_hot(batch["label"], num_classes, dtype=x.dtype)
+  return x, context
+
+
+def flow_bits_per_dim(log_prob_fn: Callable[..., jax.Array], params: Any,
+                      batch: dict, key: Optional[jax.Array], *,
+                      n_bits: Optional[int],
+                      num_classes: Optional[int]) -> dict:
+  """Per-example ``bits_per_dim`` and ``nll_nats`` of a flow on a batch."""
+  x, context = flow_inputs(batch, key, n_bits=n_bits,
+                           num_classes=num_classes)
+  log_prob = log_prob_fn(params, x, context)
+  dims = num_dims(x)
+  return {"bits_per_dim": bits_per_dim(log_prob, dims, n_bits),
+          "nll_nats": nll_nats(log_prob, dims, n_bits)}
+
+
 def flow_nll(log_prob_fn: Callable[..., jax.Array], *,
              n_bits: Optional[int] = 8,
              num_classes: Optional[int] = None) -> Objective:
@@ -100,17 +127,9 @@ def flow_nll(log_prob_fn: Callable[..., jax.Array], *,
   check_n_bits(n_bits)
 
   def objective(params, batch, key):
-    x = batch["image"]
-    x = (jnp.asarray(x, jnp.float32) if n_bits is None
-         else dequantize(key, x, n_bits))
-    context = None
-    if num_classes is not None:
-      context = jax.nn.one_hot(batch["label"], num_classes, dtype=x.dtype)
-    log_prob = log_prob_fn(params, x, context)
-    dims = num_dims(x)
-    bpd = bits_per_dim(log_prob, dims, n_bits)
-    metrics = {"bits_per_dim": jnp.mean(bpd),
-               "nll_nats": jnp.mean(nll_nats(log_prob, dims, n_bits))}
-    return jnp.mean(bpd), metrics
+    per_example = flow_bits_per_dim(log_prob_fn, params, batch, key,
+                                    n_bits=n_bits, num_classes=num_classes)
+    metrics = {k: jnp.mean(v) for k, v in per_example.items()}
+    return metrics["bits_per_dim"], metrics
 
   return objective

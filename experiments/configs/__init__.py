@@ -1,0 +1,2 @@
+"""Experiment configs: ``get_config(arg)`` in each file; ``arg="smoke"`` gives
+a few-step variant that the tests run on mock data."""

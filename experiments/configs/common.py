@@ -1,0 +1,65 @@
+"""Fields every flow experiment config has, with their defaults."""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Defaults shared by every flow config; each file overrides what differs.
+
+  Fields:
+    model / model_kwargs: ``flowjax_gen.models.build_flow`` arguments.
+    dataset: ``digits``, a 2-D toy density, ``npz`` (with ``data_path``) or a
+      tfds name (``mnist``, ``cifar10``, ...).
+    n_bits: pixel depth after reduction (0: continuous data).
+    num_classes: > 0 trains a class-conditional model on ``label``.
+    batch_size: global batch (all devices and processes).
+  """
+  config = ml_collections.ConfigDict()
+  config.model = "glow"
+  config.model_kwargs = ml_collections.ConfigDict()
+  config.dataset = "digits"
+  config.data_path = ""
+  config.num_train_examples = 0  # 0: the whole split
+  config.num_test_examples = 0
+  config.n_bits = 8
+  config.num_classes = 0
+  config.random_flip = False
+  config.seed = 0
+  config.batch_size = 64
+  config.eval_batch_size = 256
+  config.init_batch_size = 256
+  config.num_steps = 1000
+  config.optimizer = "adam"
+  config.learning_rate = 1e-3
+  config.warmup_steps = 100
+  config.decay = "cosine"
+  config.grad_clip_norm = 50.0
+  config.ema_decay = 0.0
+  config.log_every = 50
+  config.eval_every = 500
+  config.checkpoint_every = 250
+  config.keep_checkpoints = 3
+  config.max_consecutive_skips = 20
+  config.num_samples = 64
+  config.temperature = 0.7
+  return config
+
+
+def smoke(config: ml_collections.ConfigDict,
+          **model_kwargs) -> ml_collections.ConfigDict:
+  """A few-step, tiny-model variant that runs in seconds on mock data."""
+  config.model_kwargs.update(model_kwargs)
+  config.num_steps = 3
+  config.batch_size = 8
+  config.eval_batch_size = 8
+  config.init_batch_size = 8
+  config.num_train_examples = 32
+  config.num_test_examples = 16
+  config.warmup_steps = 1
+  config.log_every = 1
+  config.eval_every = 2
+  config.checkpoint_every = 2
+  config.num_samples = 4
+  return config

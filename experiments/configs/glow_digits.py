@@ -1,0 +1,32 @@
+"""Glow on scikit-learn's 8x8 digits: the built-in default, no download.
+
+1500 train / 297 test images of 8x8x1 at 17 grey levels (stored as 8-bit).
+A few minutes on a 2-core CPU; test bits/dim and wall time are recorded in
+docs/results.md.
+
+Command:
+  python experiments/train.py --config=experiments/configs/glow_digits.py \
+      --workdir=workdirs/glow_digits
+"""
+
+from __future__ import annotations
+
+from configs import common
+
+
+def get_config(arg: str = ""):
+  config = common.base_config()
+  config.model = "glow"
+  config.model_kwargs.levels = 2
+  config.model_kwargs.steps_per_level = 8
+  config.model_kwargs.hidden_channels = 64
+  config.model_kwargs.permutation = "conv1x1_lu"
+  config.dataset = "digits"
+  config.batch_size = 64
+  config.num_steps = 1500
+  config.learning_rate = 1e-3
+  config.ema_decay = 0.999
+  config.eval_every = 500
+  if arg == "smoke":
+    common.smoke(config, steps_per_level=2, hidden_channels=8)
+  return config

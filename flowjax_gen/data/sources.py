@@ -1,0 +1,222 @@
+"""In-memory array sources: ``load(name, split) -> {"image", "label"}``.
+
+A source is a dict of numpy arrays sharing one leading (example) axis. Images
+are uint8 NHWC for pixel data and float32 ``(N, 2)`` for the 2-D toy
+densities; ``is_discrete`` tells the two apart so the objective knows whether
+to dequantise. Every source has the splits ``"train"`` and ``"test"`` only.
+
+* ``"digits"``: scikit-learn's 8x8 digits (bundled, no download). Pixels
+  ``v`` in 0..16 become ``round(v * 255 / 16)`` (round half to even, so 8 maps
+  to 128). The split is fixed: a permutation drawn from seed 0, whatever
+  ``seed`` is, whose first 1500 examples are "train" and last 297 "test".
+* ``"two_moons"``, ``"8gaussians"``, ``"checkerboard"``, ``"pinwheel"``: the
+  toy densities of FFJORD (Grathwohl et al. 2019, ``lib/toy_data.py``), drawn
+  from ``default_rng([seed, split_id])`` so train and test never share draws.
+  ``"label"`` is the mixture component (moon, Gaussian, arm); 0 on the
+  checkerboard. Moons use noise 0.05 (FFJORD used 0.1) for sharper arcs.
+* ``"npz"``: a local ``.npz`` at ``path`` with ``x_train``, ``y_train``,
+  ``x_test``, ``y_test`` (the Keras MNIST layout); rank-3 images gain a
+  trailing channel axis.
+* any other name: ``tfds.data_source``, which reads prepared ArrayRecord files
+  without TensorFlow. The whole split is read into memory, so pass
+  ``num_examples`` for large sets (CelebA's train split is about 19 GB).
+  CelebA has no label; its 40 boolean attributes become ``"attributes"``,
+  int32 ``(N, 40)``, columns in sorted attribute-name order.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import numpy as np
+
+SPLITS = ("train", "test")
+TOY_DENSITIES = ("two_moons", "8gaussians", "checkerboard", "pinwheel")
+Source = dict[str, np.ndarray]
+
+_DIGITS_TRAIN = 1500
+_TOY_SIZES = {"train": 10000, "test": 2000}
+
+
+def load(
+  name: str,
+  split: str = "train",
+  *,
+  path: Optional[str] = None,
+  data_dir: Optional[str] = None,
+  num_examples: Optional[int] = None,
+  seed: int = 0,
+) -> Source:
+  """Loads one split of a named source into numpy arrays.
+
+  Args:
+    name: ``"digits"``, a toy density, ``"npz"`` or a TFDS dataset name.
+    split: ``"train"`` or ``"test"``.
+    path: The ``.npz`` file, for ``name="npz"`` only.
+    data_dir: TFDS data directory (TFDS's default when ``None``).
+    num_examples: Keep the first ``num_examples`` examples; for the toy
+      densities, the number drawn (default 10000 train, 2000 test).
+    seed: Seed of the toy densities; the other sources ignore it.
+
+  Returns:
+    A dict of arrays with equal leading length, with at least ``"image"``.
+
+  Raises:
+    ValueError: For an unknown split or dataset, or a malformed npz file.
+  """
+  if split not in SPLITS:
+    raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+  if num_examples is not None and num_examples <= 0:
+    raise ValueError(f"num_examples must be positive, got {num_examples}")
+  if name in TOY_DENSITIES:
+    n = num_examples or _TOY_SIZES[split]
+    rng = np.random.default_rng([seed, SPLITS.index(split)])
+    points, labels = _TOY_FNS[name](rng, n)
+    return {
+      "image": points.astype(np.float32),
+      "label": labels.astype(np.int32),
+    }
+  if name == "digits":
+    source = _digits(split)
+  elif name == "npz":
+    source = _npz(path, split)
+  else:
+    source = _tfds(name, split, data_dir, num_examples)
+  if num_examples is not None:
+    source = {k: v[:num_examples] for k, v in source.items()}
+  return source
+
+
+def event_shape(source: Source) -> tuple[int, ...]:
+  """The shape of one example's ``"image"``, e.g. ``(28, 28, 1)``."""
+  return tuple(source["image"].shape[1:])
+
+
+def is_discrete(source: Source) -> bool:
+  """Whether ``"image"`` holds integer pixel levels (uint8) to dequantise."""
+  return bool(np.issubdtype(source["image"].dtype, np.integer))
+
+
+def _digits(split: str) -> Source:
+  from sklearn.datasets import load_digits  # noqa: PLC0415
+
+  digits = load_digits()
+  # Independent of ``seed`` so every run evaluates on the same 297 digits.
+  order = np.random.default_rng(0).permutation(len(digits.target))
+  order = order[:_DIGITS_TRAIN] if split == "train" else order[_DIGITS_TRAIN:]
+  pixels = np.round(digits.images[order] * 255.0 / 16.0)
+  return {
+    "image": pixels.astype(np.uint8)[..., None],
+    "label": digits.target[order].astype(np.int32),
+  }
+
+
+def _npz(path: Optional[str], split: str) -> Source:
+  if path is None:
+    raise ValueError('name="npz" needs path=<file.npz>')
+  if not os.path.isfile(path):
+    raise ValueError(f"npz file not found: {path}")
+  with np.load(path, allow_pickle=False) as arrays:
+    present = sorted(arrays.files)
+    for key in (f"x_{split}", f"y_{split}"):
+      if key not in present:
+        raise ValueError(f"{path} has no array {key!r}; it has {present}")
+    images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
+  if len(images) != len(labels):
+    raise ValueError(
+      f"{path}: x_{split} has {len(images)} examples but "
+      f"y_{split} has {len(labels)}"
+    )
+  if images.ndim == 3:
+    images = images[..., None]
+  if np.issubdtype(labels.dtype, np.integer):
+    labels = labels.astype(np.int32)
+  return {"image": images, "label": labels}
+
+
+def _tfds(
+  name: str, split: str, data_dir: Optional[str], num_examples: Optional[int]
+) -> Source:
+  import tensorflow_datasets as tfds  # noqa: PLC0415
+
+  try:
+    records = tfds.data_source(name, split=split, data_dir=data_dir)
+  except tfds.core.DatasetNotFoundError as e:
+    raise ValueError(
+      f"unknown dataset {name!r}: not a built-in source and not a TFDS dataset"
+    ) from e
+  n = len(records) if num_examples is None else min(num_examples, len(records))
+  # One record at a time: ``__getitems__`` is faster on real ArrayRecord
+  # files but is broken under ``tfds.testing.mock_data`` in TFDS 4.9.10.
+  examples = [records[i] for i in range(n)]
+  if not examples or "image" not in examples[0]:
+    found = sorted(examples[0]) if examples else "no records"
+    raise ValueError(
+      f"{name!r} split {split!r}: expected an 'image' feature, got {found}"
+    )
+  source = {"image": np.stack([np.asarray(ex["image"]) for ex in examples])}
+  if "label" in examples[0]:
+    source["label"] = np.asarray([ex["label"] for ex in examples], np.int32)
+  if "attributes" in examples[0]:
+    names = sorted(examples[0]["attributes"])
+    source["attributes"] = np.asarray(
+      [[ex["attributes"][a] for a in names] for ex in examples], np.int32
+    )
+  return source
+
+
+def _two_moons(rng: np.random.Generator, n: int):
+  from sklearn.datasets import make_moons  # noqa: PLC0415
+
+  points, labels = make_moons(
+    n_samples=n, noise=0.05, random_state=int(rng.integers(2**31 - 1))
+  )
+  # FFJORD's affine map centres the moons on the origin at radius ~2.
+  return points * 2.0 + np.array([-1.0, -0.2]), labels
+
+
+def _eight_gaussians(rng: np.random.Generator, n: int):
+  angles = np.arange(8) * (np.pi / 4.0)
+  centers = 4.0 * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+  labels = rng.integers(8, size=n)
+  points = centers[labels] + 0.5 * rng.standard_normal((n, 2))
+  # FFJORD divides by 1.414, not sqrt(2); kept so results are comparable.
+  return points / 1.414, labels
+
+
+def _checkerboard(rng: np.random.Generator, n: int):
+  x1 = rng.random(n) * 4.0 - 2.0
+  # Drop x2 into [-2, -1) or [0, 1), then shift odd columns up by one, which
+  # fills the 4x4 board's alternate squares.
+  x2 = rng.random(n) - 2.0 * rng.integers(0, 2, size=n) + np.floor(x1) % 2
+  return 2.0 * np.stack([x1, x2], axis=1), np.zeros(n, np.int32)
+
+
+def _pinwheel(rng: np.random.Generator, n: int):
+  num_arms, radial_std, tangential_std, rate = 5, 0.3, 0.1, 0.25
+  labels = rng.permutation(np.arange(n) % num_arms)
+  features = rng.standard_normal((n, 2)) * np.array(
+    [radial_std, tangential_std]
+  )
+  features[:, 0] += 1.0
+  # Each arm is a Gaussian blob rotated by an angle growing exponentially
+  # with its radial coordinate, which bends it into a spiral arm.
+  angles = (2.0 * np.pi / num_arms) * labels + rate * np.exp(features[:, 0])
+  cos, sin = np.cos(angles), np.sin(angles)
+  points = np.stack(
+    [
+      features[:, 0] * cos + features[:, 1] * sin,
+      -features[:, 0] * sin + features[:, 1] * cos,
+    ],
+    axis=1,
+  )
+  return 2.0 * points, labels
+
+
+_TOY_FNS = {
+  "two_moons": _two_moons,
+  "8gaussians": _eight_gaussians,
+  "checkerboard": _checkerboard,
+  "pinwheel": _pinwheel,
+}

@@ -1,0 +1,275 @@
+"""The training loop for flows: config in, trained checkpoint and report out.
+
+``train_and_evaluate(config, workdir)`` trains, evaluates on the test split
+periodically and at the end, writes samples and learning curves, and keeps
+checkpoints. Running it again with the same config and workdir resumes from
+the newest readable checkpoint (params, optimiser, EMA, step -- which is also
+the RNG state -- and the data iterator's position), so a killed run that is
+restarted ends with the same params, bit for bit, as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Mapping, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from flowjax_gen import checkpoint, data, objectives
+from flowjax_gen.models import FLOWS, build_flow
+from flowjax_gen.training import evaluation, reporting
+from flowjax_gen.training.parallel import (
+    data_mesh,
+    data_parallel_init,
+    replicate,
+    shard_batch,
+)
+from flowjax_gen.training.state import (
+    OPTIMIZERS,
+    SCHEDULES,
+    TrainState,
+    create_state,
+    learning_rate_schedule,
+    make_optimizer,
+)
+from flowjax_gen.training.step import make_train_step
+
+
+class NonFiniteLossError(RuntimeError):
+  """Too many consecutive updates were skipped for non-finite values."""
+
+
+def _positive(config: Mapping, name: str, *, allow_zero: bool = False):
+  value = config[name]
+  ok = isinstance(value, int) and not isinstance(value, bool) and (
+      value >= 0 if allow_zero else value > 0)
+  if not ok:
+    rule = ">= 0" if allow_zero else "> 0"
+    raise ValueError(f"config.{name} must be an int {rule}; got {value!r}.")
+
+
+def validate_config(config: Mapping) -> None:
+  """Checks a training config before any compute; errors name the field."""
+  if config["model"] not in FLOWS:
+    raise ValueError(f"config.model must be one of {tuple(FLOWS)}; got "
+                     f"{config['model']!r}.")
+  for name in ("batch_size", "eval_batch_size", "init_batch_size",
+               "log_every", "eval_every", "checkpoint_every",
+               "keep_checkpoints", "max_consecutive_skips", "num_samples"):
+    _positive(config, name)
+  _positive(config, "num_steps", allow_zero=True)
+  devices, processes = jax.device_count(), jax.process_count()
+  for name in ("batch_size", "eval_batch_size", "init_batch_size"):
+    if config[name] % devices:
+      raise ValueError(f"config.{name} = {config[name]} must be divisible by "
+                       f"the number of devices ({devices}).")
+  if config["batch_size"] % processes:
+    raise ValueError(f"config.batch_size = {config['batch_size']} must be "
+                     f"divisible by the number of processes ({processes}).")
+  if config["optimizer"] not in OPTIMIZERS:
+    raise ValueError(f"config.optimizer must be one of {OPTIMIZERS}; got "
+                     f"{config['optimizer']!r}.")
+  if config["decay"] not in SCHEDULES:
+    raise ValueError(f"config.decay must be one of {SCHEDULES}; got "
+                     f"{config['decay']!r}.")
+  if not (isinstance(config["n_bits"], int) and 0 <= config["n_bits"] <= 8):
+    raise ValueError("config.n_bits must be an int in 0..8 (0: continuous "
+                     f"data); got {config['n_bits']!r}.")
+  if config["dataset"] == "npz" and not os.path.isfile(config["data_path"]):
+    raise ValueError(f"config.data_path: no dataset file at "
+                     f"{config['data_path']!r}.")
+  if not 0.0 <= config["ema_decay"] < 1.0:
+    raise ValueError(f"config.ema_decay must be in [0, 1); got "
+                     f"{config['ema_decay']!r}.")
+
+
+def _load_split(config: Mapping, split: str, limit: int) -> dict:
+  return data.load(config["dataset"], split, path=config["data_path"] or None,
+                   num_examples=limit or None, seed=config["seed"])
+
+
+class _Run:
+  """The pieces of one run, built from a validated config."""
+
+  def __init__(self, config: Mapping, workdir: str):
+    self.config = config
+    self.workdir = workdir
+    self.n_bits = config["n_bits"] or None
+    self.num_classes = config["num_classes"] or None
+    self.train_source = _load_split(config, "train",
+                                    config["num_train_examples"])
+    self.test_source = _load_split(config, "test", config["num_test_examples"])
+    self.event_shape = data.event_shape(self.train_source)
+    self.flow = build_flow(config["model"], self.event_shape,
+                           config["model_kwargs"])
+    self.eval_flow = build_flow(config["model"], self.event_shape,
+                                config["model_kwargs"], evaluation=True)
+    self.mesh = data_mesh()
+    schedule = learning_rate_schedule(
+        learning_rate=config["learning_rate"],
+        warmup_steps=config["warmup_steps"], num_steps=config["num_steps"],
+        decay=config["decay"])
+    self.optimizer = make_optimizer(name=config["optimizer"],
+                                    schedule=schedule,
+                                    grad_clip_norm=config["grad_clip_norm"])
+    self.iterator = data.BatchIterator(
+        self.train_source, batch_size=config["batch_size"],
+        seed=config["seed"], shuffle=True,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+        random_flip=config["random_flip"])
+    self.evaluate_fn = evaluation.make_per_example_fn(
+        self.eval_flow.log_prob, self.mesh, n_bits=self.n_bits,
+        num_classes=self.num_classes)
+
+  def inputs(self, batch: dict, key: Optional[jax.Array]):
+    return objectives.flow_inputs(batch, key, n_bits=self.n_bits,
+                                  num_classes=self.num_classes)
+
+  def init_state(self) -> TrainState:
+    """Params from a data-dependent init on one global batch."""
+    size = min(self.config["init_batch_size"], len(self.train_source["image"]))
+    size -= size % jax.device_count()
+    order = np.random.default_rng(self.config["seed"]).permutation(
+        len(self.train_source["image"]))[:size]
+    per_process = size // jax.process_count()
+    mine = order[jax.process_index() * per_process:
+                 (jax.process_index() + 1) * per_process]
+    batch = shard_batch({k: np.asarray(v)[mine]
+                         for k, v in self.train_source.items()
+                         if k in ("image", "label")}, self.mesh)
+
+    def init(key, batch):
+      x, context = self.inputs(batch, jax.random.fold_in(key, 1))
+      return self.flow.init(jax.random.fold_in(key, 0), x, context)
+
+    params = data_parallel_init(init, self.mesh)(
+        jax.random.key(self.config["seed"]), batch)
+    return replicate(create_state(params, self.optimizer), self.mesh)
+
+  def train_step(self):
+    update_stats = None
+    if self.flow.update_stats is not None:
+      def update_stats(params, batch, key):
+        x, context = self.inputs(batch, key)
+        return self.flow.update_stats(params, x, context)
+
+    objective = objectives.flow_nll(self.flow.log_prob, n_bits=self.n_bits,
+                                    num_classes=self.num_classes)
+    return make_train_step(objective, self.optimizer, self.mesh,
+                           seed=self.config["seed"],
+                           ema_decay=self.config["ema_decay"],
+                           update_stats=update_stats)
+
+  def evaluate(self, params: Any) -> dict:
+    return evaluation.evaluate_split(
+        self.evaluate_fn, params, self.test_source,
+        batch_size=self.config["eval_batch_size"], mesh=self.mesh,
+        seed=self.config["seed"])
+
+  def save_samples(self, params: Any, step: int) -> str:
+    n = self.config["num_samples"]
+    context = None
+    if self.num_classes:
+      context = jax.nn.one_hot(jnp.arange(n) % self.num_classes,
+                               self.num_classes)
+    sample = jax.jit(self.eval_flow.sample, static_argnums=2)
+    x = np.asarray(sample(params, jax.random.key(self.config["seed"] + 7), n,
+                          temperature=self.config["temperature"],
+                          context=context))
+    folder = os.path.join(self.workdir, "samples")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"step_{step:07d}.png")
+    if jax.process_index() == 0:
+      if self.n_bits is None:
+        reporting.save_scatter(x.reshape(n, -1), path)
+      else:
+        reporting.save_image_grid(x, path, scale=max(1, 64 // x.shape[1]))
+    return path
+
+
+def train_and_evaluate(config: Mapping, workdir: str, *,
+                       overwrite: bool = False) -> dict:
+  """Trains (or resumes) a flow as ``config`` says; returns final metrics.
+
+  Args:
+    config: a flat mapping (``ml_collections.ConfigDict.to_dict()``) with
+      the fields of ``experiments/configs/*.py``.
+    workdir: run directory; holds config, checkpoints, metrics, samples.
+    overwrite: replace a run with a different config in ``workdir``.
+
+  Raises:
+    ValueError: bad config fields (before any compute).
+    checkpoint.ConfigMismatchError: ``workdir`` holds another run.
+    NonFiniteLossError: ``max_consecutive_skips`` updates in a row were
+      skipped for NaN/inf loss or gradients.
+  """
+  config = dict(config)
+  validate_config(config)
+  if jax.process_index() == 0:
+    checkpoint.check_or_write_config(workdir, config, overwrite=overwrite)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # noqa: PLC0415
+
+    multihost_utils.sync_global_devices("config checked")
+    if jax.process_index() > 0:
+      checkpoint.check_or_write_config(workdir, config)
+  run = _Run(config, workdir)
+  writer = reporting.MetricWriter(workdir, enabled=jax.process_index() == 0)
+  checkpointer = checkpoint.Checkpointer(
+      workdir, keep=config["keep_checkpoints"], best_metric="bits_per_dim")
+  state = run.init_state()
+  restored = checkpointer.restore(state)
+  if restored is not None:
+    _, state, meta = restored
+    run.iterator.set_state(meta["data"])
+  start = int(state.step)
+  train_step = run.train_step()
+  num_steps = config["num_steps"]
+  bar = tqdm(total=num_steps, initial=start, desc="train", unit="step",
+             disable=jax.process_index() != 0, mininterval=1.0)
+  last_time, last_step = time.perf_counter(), start
+  for step in range(start + 1, num_steps + 1):
+    batch = shard_batch(next(run.iterator), run.mesh)
+    state, metrics = train_step(state, batch)
+    bar.update(1)
+    if step % config["log_every"] == 0 or step == num_steps:
+      metrics = jax.device_get(metrics)
+      now = time.perf_counter()
+      metrics["steps_per_s"] = (step - last_step) / max(now - last_time, 1e-9)
+      last_time, last_step = now, step
+      writer.write(step, "train", metrics)
+      bar.set_postfix(loss=f"{metrics['loss']:.3f}",
+                      bpd=f"{metrics['bits_per_dim']:.3f}",
+                      steps_per_s=f"{metrics['steps_per_s']:.2f}")
+      if int(state.consecutive_skipped) >= config["max_consecutive_skips"]:
+        raise NonFiniteLossError(
+            f"{int(state.consecutive_skipped)} consecutive updates were "
+            f"skipped for non-finite loss or gradients at step {step}; "
+            "lower the learning rate or check the data.")
+    eval_metrics = None
+    if step % config["eval_every"] == 0 and step != num_steps:
+      eval_metrics = run.evaluate(state.ema_params)
+      writer.write(step, "test", eval_metrics)
+    if step != num_steps and (step % config["checkpoint_every"] == 0
+                              or eval_metrics is not None):
+      checkpointer.save(step, state, {"data": run.iterator.get_state()},
+                        metrics=eval_metrics)
+  bar.close()
+  final = run.evaluate(state.ema_params)
+  final["skipped_updates"] = int(state.skipped)
+  writer.write(num_steps, "test", final)
+  if checkpointer.latest_step() != num_steps:
+    checkpointer.save(num_steps, state, {"data": run.iterator.get_state()},
+                      metrics=final)
+  final["samples"] = run.save_samples(state.ema_params, num_steps)
+  checkpointer.close()
+  writer.close()
+  if jax.process_index() == 0:
+    reporting.save_learning_curves(reporting.read_metrics(workdir),
+                                   os.path.join(workdir, "learning_curves.png"))
+  return final

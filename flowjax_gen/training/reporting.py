@@ -1,0 +1,112 @@
+"""Metrics and pictures: JSONL log, TensorBoard event files, PNG grids and
+learning curves. Only process 0 writes; the others get no-op writers."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Optional
+
+import numpy as np
+
+
+class MetricWriter:
+  """Appends ``{"step", "split", **metrics}`` lines to ``metrics.jsonl`` and
+  writes the same scalars as TensorBoard events under ``workdir/tb``."""
+
+  def __init__(self, workdir: str, *, enabled: bool = True):
+    self._enabled = enabled
+    self._path = os.path.join(workdir, "metrics.jsonl")
+    self._tb = None
+    if enabled:
+      from tensorboardX import SummaryWriter  # noqa: PLC0415 -- process 0 only
+
+      self._tb = SummaryWriter(os.path.join(workdir, "tb"))
+
+  def write(self, step: int, split: str, metrics: dict) -> None:
+    if not self._enabled:
+      return
+    values = {k: float(v) for k, v in metrics.items()}
+    with open(self._path, "a") as f:
+      f.write(json.dumps({"step": int(step), "split": split, **values}) + "\n")
+    for name, value in values.items():
+      self._tb.add_scalar(f"{split}/{name}", value, int(step))
+    self._tb.flush()
+
+  def close(self) -> None:
+    if self._tb is not None:
+      self._tb.close()
+
+
+def read_metrics(workdir: str) -> list[dict]:
+  """Every record of ``metrics.jsonl`` (empty if there is none)."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def image_grid(images: np.ndarray, *, columns: Optional[int] = None):
+  """Tiles ``(N, H, W, C)`` images in [0, 1] into one uint8 array."""
+  images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
+  n, h, w, c = images.shape
+  columns = columns or math.ceil(math.sqrt(n))
+  rows = math.ceil(n / columns)
+  grid = np.ones((rows * (h + 1) + 1, columns * (w + 1) + 1, c), np.float32)
+  for i, image in enumerate(images):
+    r, col = divmod(i, columns)
+    grid[1 + r * (h + 1):1 + r * (h + 1) + h,
+         1 + col * (w + 1):1 + col * (w + 1) + w] = image
+  return (grid * 255 + 0.5).astype(np.uint8)
+
+
+def save_image_grid(images: np.ndarray, path: str, *, scale: int = 1,
+                    columns: Optional[int] = None) -> None:
+  """Writes a PNG grid of images in [0, 1] (nearest-neighbour upscaled)."""
+  from PIL import Image  # noqa: PLC0415 -- optional at import time
+
+  grid = image_grid(images, columns=columns)
+  picture = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+  if scale > 1:
+    picture = picture.resize((picture.width * scale, picture.height * scale),
+                             Image.NEAREST)
+  picture.save(path)
+
+
+def save_scatter(points: np.ndarray, path: str) -> None:
+  """PNG scatter plot of 2-D samples (toy densities)."""
+  import matplotlib  # noqa: PLC0415
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # noqa: PLC0415
+
+  fig, ax = plt.subplots(figsize=(4, 4))
+  ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.5)
+  ax.set_aspect("equal")
+  fig.savefig(path, dpi=100, bbox_inches="tight")
+  plt.close(fig)
+
+
+def save_learning_curves(records: list[dict], path: str,
+                         metric: str = "bits_per_dim") -> None:
+  """PNG of ``metric`` against step for the train and test records."""
+  import matplotlib  # noqa: PLC0415
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # noqa: PLC0415
+
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for split in ("train", "test"):
+    points = [(r["step"], r[metric]) for r in records
+              if r.get("split") == split and metric in r]
+    if points:
+      steps, values = zip(*points)
+      ax.plot(steps, values, label=split, marker="." if split == "test" else "")
+  ax.set_xlabel("step")
+  ax.set_ylabel(metric.replace("_", " "))
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.savefig(path, dpi=100, bbox_inches="tight")
+  plt.close(fig)
