@@ -10,6 +10,7 @@ restarted ends with the same params, bit for bit, as one that never stopped.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any, Mapping, Optional
@@ -52,8 +53,12 @@ def _positive(config: Mapping, name: str, *, allow_zero: bool = False):
     raise ValueError(f"config.{name} must be an int {rule}; got {value!r}.")
 
 
-def validate_config(config: Mapping) -> None:
-  """Checks a training config before any compute; errors name the field."""
+def validate_config(config: Mapping, *, num_devices: Optional[int] = None,
+                    num_processes: Optional[int] = None) -> None:
+  """Checks a training config before any compute; errors name the field.
+
+  ``num_devices`` and ``num_processes`` default to the running JAX's.
+  """
   if config["model"] not in FLOWS:
     raise ValueError(f"config.model must be one of {tuple(FLOWS)}; got "
                      f"{config['model']!r}.")
@@ -62,7 +67,8 @@ def validate_config(config: Mapping) -> None:
                "keep_checkpoints", "max_consecutive_skips", "num_samples"):
     _positive(config, name)
   _positive(config, "num_steps", allow_zero=True)
-  devices, processes = jax.device_count(), jax.process_count()
+  devices = num_devices or jax.device_count()
+  processes = num_processes or jax.process_count()
   for name in ("batch_size", "eval_batch_size", "init_batch_size"):
     if config[name] % devices:
       raise ValueError(f"config.{name} = {config[name]} must be divisible by "
@@ -92,8 +98,9 @@ def _load_split(config: Mapping, split: str, limit: int) -> dict:
                    num_examples=limit or None, seed=config["seed"])
 
 
-class _Run:
-  """The pieces of one run, built from a validated config."""
+class Experiment:
+  """The pieces of one run (data, model, mesh, optimiser), built from a
+  validated config."""
 
   def __init__(self, config: Mapping, workdir: str):
     self.config = config
@@ -218,7 +225,7 @@ def train_and_evaluate(config: Mapping, workdir: str, *,
     multihost_utils.sync_global_devices("config checked")
     if jax.process_index() > 0:
       checkpoint.check_or_write_config(workdir, config)
-  run = _Run(config, workdir)
+  run = Experiment(config, workdir)
   writer = reporting.MetricWriter(workdir, enabled=jax.process_index() == 0)
   checkpointer = checkpoint.Checkpointer(
       workdir, keep=config["keep_checkpoints"], best_metric="bits_per_dim")
@@ -273,3 +280,41 @@ def train_and_evaluate(config: Mapping, workdir: str, *,
     reporting.save_learning_curves(reporting.read_metrics(workdir),
                                    os.path.join(workdir, "learning_curves.png"))
   return final
+
+
+def load_trained(workdir: str, *, best: bool = False,
+                 overrides: Optional[Mapping] = None
+                 ) -> tuple[Experiment, TrainState, int]:
+  """Rebuilds a run from ``workdir/config.json`` and restores its state.
+
+  Args:
+    workdir: a run directory written by ``train_and_evaluate``.
+    best: restore the best-by-test-bits/dim checkpoint instead of the latest.
+    overrides: config fields to change for evaluation only (e.g. the data
+      file or the evaluation batch size); model fields cannot change.
+
+  Returns:
+    ``(experiment, state, step)``.
+  """
+  path = os.path.join(workdir, checkpoint.CONFIG_FILE)
+  if not os.path.isfile(path):
+    raise ValueError(f"workdir {workdir!r} holds no {checkpoint.CONFIG_FILE}; "
+                     "is it a training run directory?")
+  with open(path) as f:
+    config = json.load(f)
+  for name, value in dict(overrides or {}).items():
+    if name not in config:
+      raise ValueError(f"unknown config field {name!r} in overrides.")
+    if name in ("model", "model_kwargs", "n_bits", "num_classes"):
+      raise ValueError(f"config.{name} defines the model and cannot be "
+                       "overridden for evaluation.")
+    config[name] = value
+  validate_config(config)
+  experiment = Experiment(config, workdir)
+  checkpointer = checkpoint.Checkpointer(workdir, best_metric="bits_per_dim")
+  restored = checkpointer.restore(experiment.init_state(), best=best)
+  checkpointer.close()
+  if restored is None:
+    raise ValueError(f"workdir {workdir!r} holds no checkpoint.")
+  step, state, _ = restored
+  return experiment, state, step

@@ -6,7 +6,7 @@ One step::
     (loss, metrics), g = value_and_grad(objective)(params, batch, key)
     if loss and g are finite:   params, opt_state <- optimiser update
                                 params <- update_stats(params, batch)   (BN)
-                                ema <- d * ema + (1 - d) * params
+                                ema <- d_t * ema + (1 - d_t) * params
     else:                       keep everything, count the skip
 
 The state is donated (updated in place on the device), the batch arrives
@@ -58,7 +58,12 @@ def make_train_step(objective: Callable, optimizer: optax.GradientTransformation
     if update_stats is not None:
       params = update_stats(params, batch, key)
     if ema_decay:
-      ema = jax.tree.map(lambda e, p: ema_decay * e + (1 - ema_decay) * p,
+      # Warm-up of the decay, min(d, (1 + t) / (10 + t)): without it the
+      # average keeps a weight of d^t on the initial params (0.22 after 1500
+      # steps at d = 0.999) and evaluates far worse than the params it tracks.
+      t = state.step.astype(jnp.float32)
+      decay = jnp.minimum(ema_decay, (1.0 + t) / (10.0 + t))
+      ema = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p,
                          state.ema_params, params)
     else:
       ema = params
