@@ -21,13 +21,18 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import distributed  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                           "configs", "glow_digits.py"),
-    "experiment config file (append ':smoke' for the smoke variant).")
-_WORKDIR = flags.DEFINE_string("workdir", "workdirs/default",
-                               "run directory (created if missing).")
+  "config",
+  os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "configs", "glow_digits.py"
+  ),
+  "experiment config file (append ':smoke' for the smoke variant).",
+)
+_WORKDIR = flags.DEFINE_string(
+  "workdir", "workdirs/default", "run directory (created if missing)."
+)
 _OVERWRITE = flags.DEFINE_bool(
-    "overwrite", False, "replace a run with a different config in workdir.")
+  "overwrite", False, "replace a run with a different config in workdir."
+)
 
 
 def main(argv):
@@ -39,13 +44,16 @@ def main(argv):
   from flowjax_gen.training.loop import train_and_evaluate  # noqa: PLC0415
 
   config = _CONFIG.value.to_dict()
-  result = train_and_evaluate(config, _WORKDIR.value,
-                              overwrite=_OVERWRITE.value)
+  result = train_and_evaluate(
+    config, _WORKDIR.value, overwrite=_OVERWRITE.value
+  )
   if jax.process_index() == 0:
-    print(f"test bits/dim: {result['bits_per_dim']:.4f} "
-          f"+/- {result['bits_per_dim_stderr']:.4f} "
-          f"({result['num_examples']} examples, "
-          f"{result['nll_nats']:.2f} nats/example)")
+    print(
+      f"test bits/dim: {result['bits_per_dim']:.4f} "
+      f"+/- {result['bits_per_dim_stderr']:.4f} "
+      f"({result['num_examples']} examples, "
+      f"{result['nll_nats']:.2f} nats/example)"
+    )
     print(f"samples: {result['samples']}")
     print(f"checkpoints: {os.path.join(_WORKDIR.value, 'checkpoints')}")
     with open(os.path.join(_WORKDIR.value, "final_metrics.json"), "w") as f:

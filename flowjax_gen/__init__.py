@@ -11,13 +11,13 @@ from flowjax_gen.models import Flow, glow, make_flow, nice, realnvp
 __version__ = "0.1.0"
 
 __all__ = [
-    "Flow",
-    "bijectors",
-    "distributions",
-    "glow",
-    "make_flow",
-    "nets",
-    "nice",
-    "objectives",
-    "realnvp",
+  "Flow",
+  "bijectors",
+  "distributions",
+  "glow",
+  "make_flow",
+  "nets",
+  "nice",
+  "objectives",
+  "realnvp",
 ]

@@ -33,8 +33,9 @@ class ConfigMismatchError(ValueError):
   """The workdir holds a run with a different config."""
 
 
-def check_or_write_config(workdir: str, config: dict, *,
-                          overwrite: bool = False) -> bool:
+def check_or_write_config(
+  workdir: str, config: dict, *, overwrite: bool = False
+) -> bool:
   """Records ``config`` in ``workdir`` or checks it against the recorded one.
 
   Args:
@@ -59,12 +60,16 @@ def check_or_write_config(workdir: str, config: dict, *,
     if recorded == json.loads(text):
       return True
     if not overwrite:
-      fields = sorted(k for k in set(recorded) | set(config)
-                      if recorded.get(k) != config.get(k))
+      fields = sorted(
+        k
+        for k in set(recorded) | set(config)
+        if recorded.get(k) != config.get(k)
+      )
       raise ConfigMismatchError(
-          f"workdir {workdir!r} holds a run with a different config "
-          f"(fields {fields}); pass overwrite to replace it or choose "
-          "another workdir.")
+        f"workdir {workdir!r} holds a run with a different config "
+        f"(fields {fields}); pass overwrite to replace it or choose "
+        "another workdir."
+      )
     for name in os.listdir(workdir):
       target = os.path.join(workdir, name)
       if os.path.isdir(target):
@@ -89,45 +94,63 @@ class Checkpointer:
     async_save: write in a background thread while training goes on.
   """
 
-  def __init__(self, workdir: str, *, keep: int = 3,
-               best_metric: Optional[str] = None, best_mode: str = "min",
-               async_save: bool = True):
+  def __init__(
+    self,
+    workdir: str,
+    *,
+    keep: int = 3,
+    best_metric: Optional[str] = None,
+    best_mode: str = "min",
+    async_save: bool = True,
+  ):
     if keep < 1:
       raise ValueError(f"keep must be >= 1; got {keep!r}.")
     if best_mode not in ("min", "max"):
       raise ValueError(f"best_mode must be 'min' or 'max'; got {best_mode!r}.")
     self._latest = ocp.CheckpointManager(
-        os.path.join(os.path.abspath(workdir), "checkpoints"),
-        options=ocp.CheckpointManagerOptions(
-            max_to_keep=keep, create=True,
-            enable_async_checkpointing=async_save))
+      os.path.join(os.path.abspath(workdir), "checkpoints"),
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=keep, create=True, enable_async_checkpointing=async_save
+      ),
+    )
     self._best = None
     if best_metric is not None:
       self._best = ocp.CheckpointManager(
-          os.path.join(os.path.abspath(workdir), "best"),
-          options=ocp.CheckpointManagerOptions(
-              max_to_keep=1, create=True, best_fn=lambda m: m[best_metric],
-              best_mode=best_mode, enable_async_checkpointing=async_save))
+        os.path.join(os.path.abspath(workdir), "best"),
+        options=ocp.CheckpointManagerOptions(
+          max_to_keep=1,
+          create=True,
+          best_fn=lambda m: m[best_metric],
+          best_mode=best_mode,
+          enable_async_checkpointing=async_save,
+        ),
+      )
 
   @staticmethod
   def _args(state: Any, meta: dict) -> ocp.args.Composite:
-    return ocp.args.Composite(state=ocp.args.StandardSave(state),
-                              meta=ocp.args.JsonSave(meta))
+    return ocp.args.Composite(
+      state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+    )
 
-  def save(self, step: int, state: Any, meta: dict,
-           metrics: Optional[dict] = None) -> None:
+  def save(
+    self, step: int, state: Any, meta: dict, metrics: Optional[dict] = None
+  ) -> None:
     """Saves ``state`` and ``meta`` at ``step`` (and as best if ranked)."""
     self._latest.save(step, args=self._args(state, meta), force=True)
     if self._best is not None and metrics is not None:
-      self._best.save(step, args=self._args(state, meta),
-                      metrics={k: float(v) for k, v in metrics.items()},
-                      force=True)
+      self._best.save(
+        step,
+        args=self._args(state, meta),
+        metrics={k: float(v) for k, v in metrics.items()},
+        force=True,
+      )
 
   def latest_step(self) -> Optional[int]:
     return self._latest.latest_step()
 
-  def restore(self, target: Any, step: Optional[int] = None,
-              *, best: bool = False) -> Optional[tuple[int, Any, dict]]:
+  def restore(
+    self, target: Any, step: Optional[int] = None, *, best: bool = False
+  ) -> Optional[tuple[int, Any, dict]]:
     """Restores ``(step, state, meta)``: the given step, or the newest good one.
 
     Args:
@@ -145,8 +168,9 @@ class Checkpointer:
     """
     manager = self._best if best else self._latest
     if manager is None:
-      raise ValueError("this Checkpointer keeps no best checkpoint "
-                       "(best_metric=None).")
+      raise ValueError(
+        "this Checkpointer keeps no best checkpoint (best_metric=None)."
+      )
     steps = sorted(manager.all_steps(), reverse=True)
     if step is not None:
       if step not in steps:
@@ -155,19 +179,23 @@ class Checkpointer:
     failures = []
     for candidate in steps:
       try:
-        restored = manager.restore(candidate, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(target),
-            meta=ocp.args.JsonRestore()))
+        restored = manager.restore(
+          candidate,
+          args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()
+          ),
+        )
       except Exception as error:  # noqa: BLE001 -- any unreadable step
         failures.append(f"step {candidate}: {type(error).__name__}: {error}")
-        warnings.warn(f"checkpoint at step {candidate} could not be read "
-                      f"({type(error).__name__}); trying an older one.",
-                      stacklevel=2)
+        warnings.warn(
+          f"checkpoint at step {candidate} could not be read "
+          f"({type(error).__name__}); trying an older one.",
+          stacklevel=2,
+        )
         continue
       return candidate, restored["state"], dict(restored["meta"])
     if failures:
-      raise RuntimeError("no checkpoint could be read:\n" +
-                         "\n".join(failures))
+      raise RuntimeError("no checkpoint could be read:\n" + "\n".join(failures))
     return None
 
   def wait(self) -> None:

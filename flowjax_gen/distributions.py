@@ -2,15 +2,17 @@
 
 ``log_prob(x)`` sums over every axis but the first (the batch axis) and
 accepts a pytree of arrays (a multi-scale flow's tuple of latents), summing
-over its leaves. ``sample(key, shapes, temperature=1.0)`` draws a pytree of
-``jax.ShapeDtypeStruct`` leaves (or arrays, whose shapes are used) with the scale multiplied by
-``temperature``, Glow's "temperature" (T < 1 trades diversity for quality).
+over its leaves. ``sample(key, shapes, temperature=1.0)`` draws a pytree
+shaped like ``shapes`` (``jax.ShapeDtypeStruct`` or array leaves) with the
+scale multiplied by ``temperature``, Glow's "temperature" (T < 1 trades
+diversity for quality).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -27,8 +29,10 @@ class Distribution(NamedTuple):
 
 def _per_example(fn: Callable[[jax.Array], jax.Array]):
   def log_prob(x):
-    terms = [jnp.sum(fn(leaf).reshape(leaf.shape[0], -1), axis=1)
-             for leaf in jax.tree.leaves(x)]
+    terms = [
+      jnp.sum(fn(leaf).reshape(leaf.shape[0], -1), axis=1)
+      for leaf in jax.tree.leaves(x)
+    ]
     return sum(terms[1:], terms[0])
 
   return log_prob
@@ -38,8 +42,10 @@ def _sampler(draw: Callable[[jax.Array, tuple, Any], jax.Array]):
   def sample(key, shapes, temperature: float = 1.0):
     leaves, treedef = jax.tree.flatten(shapes)
     keys = jax.random.split(key, len(leaves))
-    draws = [temperature * draw(k, leaf.shape, leaf.dtype)
-             for k, leaf in zip(keys, leaves)]
+    draws = [
+      temperature * draw(k, leaf.shape, leaf.dtype)
+      for k, leaf in zip(keys, leaves, strict=True)
+    ]
     return jax.tree.unflatten(treedef, draws)
 
   return sample
@@ -58,27 +64,30 @@ def logistic_log_prob(x: jax.Array) -> jax.Array:
 
 def standard_normal() -> Distribution:
   """Independent ``N(0, 1)`` entries."""
-  return Distribution(_per_example(normal_log_prob),
-                      _sampler(jax.random.normal))
+  return Distribution(
+    _per_example(normal_log_prob), _sampler(jax.random.normal)
+  )
 
 
 def standard_logistic() -> Distribution:
   """Independent standard logistic entries (NICE)."""
-  return Distribution(_per_example(logistic_log_prob),
-                      _sampler(jax.random.logistic))
+  return Distribution(
+    _per_example(logistic_log_prob), _sampler(jax.random.logistic)
+  )
 
 
-def diagonal_gaussian_log_prob(x: jax.Array, mean: jax.Array,
-                               log_std: jax.Array) -> jax.Array:
+def diagonal_gaussian_log_prob(
+  x: jax.Array, mean: jax.Array, log_std: jax.Array
+) -> jax.Array:
   """``log N(x; mean, diag(exp(2 log_std)))`` summed per example:
   ``sum(-((x - mean) / std)^2 / 2 - log_std - log(2 pi) / 2)``."""
   z = (x - mean) * jnp.exp(-log_std)
   return _per_example(lambda v: v)(normal_log_prob(z) - log_std)
 
 
-def diagonal_gaussian_sample(key: jax.Array, mean: jax.Array,
-                             log_std: jax.Array,
-                             temperature: float = 1.0) -> jax.Array:
+def diagonal_gaussian_sample(
+  key: jax.Array, mean: jax.Array, log_std: jax.Array, temperature: float = 1.0
+) -> jax.Array:
   """``mean + temperature * exp(log_std) * eps`` with ``eps ~ N(0, I)``."""
   eps = jax.random.normal(key, jnp.shape(mean), jnp.result_type(mean))
   return mean + temperature * jnp.exp(log_std) * eps

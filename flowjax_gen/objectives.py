@@ -18,7 +18,8 @@ flow, so its log-det is already in ``log p(x)``. A uniform model on
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
@@ -30,10 +31,15 @@ def check_n_bits(n_bits: Any) -> None:
   """Raises ``ValueError`` unless ``n_bits`` is ``None`` or an int in 1..8."""
   if n_bits is None:
     return
-  if isinstance(n_bits, bool) or not isinstance(n_bits, int) or not (
-      1 <= n_bits <= 8):
-    raise ValueError(f"n_bits must be an int in 1..8 (or None for continuous "
-                     f"data); got {n_bits!r}.")
+  if (
+    isinstance(n_bits, bool)
+    or not isinstance(n_bits, int)
+    or not (1 <= n_bits <= 8)
+  ):
+    raise ValueError(
+      f"n_bits must be an int in 1..8 (or None for continuous "
+      f"data); got {n_bits!r}."
+    )
 
 
 def reduce_bits(x: jax.Array, n_bits: int) -> jax.Array:
@@ -43,8 +49,9 @@ def reduce_bits(x: jax.Array, n_bits: int) -> jax.Array:
   return jnp.floor(jnp.asarray(x, jnp.float32) / 2 ** (8 - n_bits))
 
 
-def dequantize(key: Optional[jax.Array], x: jax.Array,
-               n_bits: int) -> jax.Array:
+def dequantize(
+  key: Optional[jax.Array], x: jax.Array, n_bits: int
+) -> jax.Array:
   """8-bit pixels -> ``(x_int + u) / 2^n`` in ``[0, 1)``.
 
   ``key=None`` uses ``u = 1/2`` (bin centres), a deterministic evaluation.
@@ -62,8 +69,9 @@ def num_dims(x: jax.Array) -> int:
   return math.prod(x.shape[1:])
 
 
-def nll_nats(log_prob: jax.Array, dims: int,
-             n_bits: Optional[int]) -> jax.Array:
+def nll_nats(
+  log_prob: jax.Array, dims: int, n_bits: Optional[int]
+) -> jax.Array:
   """Per-example negative log-likelihood in nats of the discrete data
   (``-log p(x) + D n log 2``), or of the continuous data if ``n_bits`` is
   ``None``."""
@@ -72,43 +80,60 @@ def nll_nats(log_prob: jax.Array, dims: int,
   return -log_prob + offset
 
 
-def bits_per_dim(log_prob: jax.Array, dims: int,
-                 n_bits: Optional[int]) -> jax.Array:
+def bits_per_dim(
+  log_prob: jax.Array, dims: int, n_bits: Optional[int]
+) -> jax.Array:
   """Per-example bits/dim: ``nll_nats / (D log 2)``; see the module
   docstring."""
   return nll_nats(log_prob, dims, n_bits) / (dims * math.log(2.0))
 
 
-def flow_inputs(batch: dict, key: Optional[jax.Array], *,
-                n_bits: Optional[int],
-                num_classes: Optional[int]) -> tuple[jax.Array, Any]:
+def flow_inputs(
+  batch: dict,
+  key: Optional[jax.Array],
+  *,
+  n_bits: Optional[int],
+  num_classes: Optional[int],
+) -> tuple[jax.Array, Any]:
   """``(x, context)`` a flow sees for a batch: dequantised ``batch["image"]``
   (or the raw values for continuous data) and the one-hot label, if any."""
   x = batch["image"]
-  x = (jnp.asarray(x, jnp.float32) if n_bits is None
-       else dequantize(key, x, n_bits))
+  x = (
+    jnp.asarray(x, jnp.float32)
+    if n_bits is None
+    else dequantize(key, x, n_bits)
+  )
   context = None
   if num_classes is not None:
     context = jax.nn.one_hot(batch["label"], num_classes, dtype=x.dtype)
   return x, context
 
 
-def flow_bits_per_dim(log_prob_fn: Callable[..., jax.Array], params: Any,
-                      batch: dict, key: Optional[jax.Array], *,
-                      n_bits: Optional[int],
-                      num_classes: Optional[int]) -> dict:
+def flow_bits_per_dim(
+  log_prob_fn: Callable[..., jax.Array],
+  params: Any,
+  batch: dict,
+  key: Optional[jax.Array],
+  *,
+  n_bits: Optional[int],
+  num_classes: Optional[int],
+) -> dict:
   """Per-example ``bits_per_dim`` and ``nll_nats`` of a flow on a batch."""
-  x, context = flow_inputs(batch, key, n_bits=n_bits,
-                           num_classes=num_classes)
+  x, context = flow_inputs(batch, key, n_bits=n_bits, num_classes=num_classes)
   log_prob = log_prob_fn(params, x, context)
   dims = num_dims(x)
-  return {"bits_per_dim": bits_per_dim(log_prob, dims, n_bits),
-          "nll_nats": nll_nats(log_prob, dims, n_bits)}
+  return {
+    "bits_per_dim": bits_per_dim(log_prob, dims, n_bits),
+    "nll_nats": nll_nats(log_prob, dims, n_bits),
+  }
 
 
-def flow_nll(log_prob_fn: Callable[..., jax.Array], *,
-             n_bits: Optional[int] = 8,
-             num_classes: Optional[int] = None) -> Objective:
+def flow_nll(
+  log_prob_fn: Callable[..., jax.Array],
+  *,
+  n_bits: Optional[int] = 8,
+  num_classes: Optional[int] = None,
+) -> Objective:
   """Mean bits/dim of a flow on a batch, as an objective.
 
   Args:
@@ -127,8 +152,9 @@ def flow_nll(log_prob_fn: Callable[..., jax.Array], *,
   check_n_bits(n_bits)
 
   def objective(params, batch, key):
-    per_example = flow_bits_per_dim(log_prob_fn, params, batch, key,
-                                    n_bits=n_bits, num_classes=num_classes)
+    per_example = flow_bits_per_dim(
+      log_prob_fn, params, batch, key, n_bits=n_bits, num_classes=num_classes
+    )
     metrics = {k: jnp.mean(v) for k, v in per_example.items()}
     return metrics["bits_per_dim"], metrics
 

@@ -6,6 +6,16 @@ path; the package itself comes from the working tree.
 
 import os
 import sys
+import tempfile
+
+# One persistent compilation cache for the whole run, shared with the
+# subprocesses the end-to-end tests start (they inherit the environment):
+# the resumed and multi-process runs then reuse the programs compiled by the
+# first run instead of compiling them again. Set before jax is imported.
+os.environ.setdefault(
+  "JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="flowjax_gen_jax_cache_")
+)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -30,78 +31,116 @@ class Case(NamedTuple):
 
 
 def _glow_model(**kw):
-  return models.glow((8, 8, 1), levels=2, steps_per_level=2,
-                     hidden_channels=8, **kw).bijector
+  return models.glow(
+    (8, 8, 1), levels=2, steps_per_level=2, hidden_channels=8, **kw
+  ).bijector
 
 
 CASES = {
-    "shift": Case(lambda: fb.shift(0.3), IMAGE),
-    "scalar_affine": Case(lambda: fb.scalar_affine(shift=0.5, scale=-2.0),
-                          VECTOR),
-    "scale": Case(fb.scale, VECTOR),
-    "sigmoid": Case(fb.sigmoid, VECTOR),
-    "logit": Case(lambda: fb.logit(0.05), IMAGE, unit_interval=True),
-    "additive_half": Case(lambda: fb.additive_coupling(SMALL_MLP), VECTOR),
-    "additive_alternating": Case(
-        lambda: fb.additive_coupling(SMALL_MLP, mask="alternating",
-                                     parity=1), VECTOR),
-    "affine_half_sigmoid": Case(
-        lambda: fb.affine_coupling(SMALL_CONV, scale_fn="sigmoid"), IMAGE),
-    "affine_half_exp_tanh_parity1": Case(
-        lambda: fb.affine_coupling(SMALL_CONV, parity=1,
-                                   scale_fn="exp_tanh"), IMAGE),
-    "affine_checkerboard": Case(
-        lambda: fb.affine_coupling(SMALL_RESNET, mask="checkerboard",
-                                   scale_fn="exp"), IMAGE),
-    "affine_checkerboard_parity1": Case(
-        lambda: fb.affine_coupling(SMALL_RESNET, mask="checkerboard",
-                                   parity=1), IMAGE),
-    "affine_alternating": Case(
-        lambda: fb.affine_coupling(SMALL_MLP, mask="alternating"), VECTOR),
-    "affine_conditional": Case(
-        lambda: fb.affine_coupling(SMALL_CONV), IMAGE, context_size=3),
-    "actnorm": Case(fb.actnorm, IMAGE),
-    "actnorm_vector": Case(fb.actnorm, VECTOR),
-    "conv1x1": Case(fb.conv1x1, (2, 2, 4)),
-    "conv1x1_lu": Case(fb.conv1x1_lu, (2, 2, 4)),
-    "reverse": Case(fb.reverse, IMAGE),
-    "shuffle": Case(lambda: fb.shuffle(3), VECTOR),
-    "squeeze": Case(fb.squeeze, IMAGE),
-    "unsqueeze": Case(fb.unsqueeze, (2, 2, 8)),
-    "reshape": Case(lambda: fb.reshape(IMAGE, (32,)), IMAGE),
-    "batch_norm_eval": Case(
-        lambda: fb.batch_norm(use_running_average=True), IMAGE),
-    "split_prior": Case(fb.gaussian_split_prior, IMAGE),
-    "split_prior_conditional": Case(
-        lambda: fb.gaussian_split_prior(ZeroConv), IMAGE, context_size=3),
-    "learned_prior": Case(fb.learned_prior, IMAGE),
-    "learned_prior_conditional": Case(fb.learned_prior, IMAGE,
-                                      context_size=3),
-    "chain": Case(lambda: fb.chain(fb.actnorm(), fb.conv1x1(),
-                                   fb.affine_coupling(SMALL_CONV)), IMAGE),
-    "invert_chain": Case(lambda: fb.invert(fb.chain(fb.scale(),
-                                                    fb.shift(1.0))), VECTOR),
-    "scan": Case(lambda: fb.scan(models.glow_step(hidden_channels=8,
-                                                  permutation="conv1x1_lu"),
-                                 3), IMAGE),
-    "scan_remat": Case(lambda: fb.scan(fb.chain(fb.actnorm(), fb.reverse()),
-                                       2, remat=True), IMAGE),
-    "multiscale": Case(lambda: fb.multiscale([
-        fb.chain(fb.squeeze(), fb.affine_coupling(SMALL_CONV),
-                 fb.gaussian_split_prior()),
-        fb.chain(fb.squeeze(), fb.affine_coupling(SMALL_CONV))]), (8, 8, 1)),
-    "nice_model": Case(
-        lambda: models.nice((4, 4, 1), num_couplings=4,
-                            hidden_features=(16, 16)).bijector, (4, 4, 1)),
-    "realnvp_model": Case(
-        lambda: models.realnvp((8, 8, 1), levels=2, num_blocks=1, features=8,
-                               use_running_average=True).bijector,
-        (8, 8, 1), unit_interval=True),
-    "glow_model": Case(_glow_model, (8, 8, 1)),
-    "glow_model_additive_lu": Case(
-        lambda: _glow_model(coupling="additive", permutation="conv1x1_lu"),
-        (8, 8, 1)),
-    "glow_model_conditional": Case(_glow_model, (8, 8, 1), context_size=3),
+  "shift": Case(lambda: fb.shift(0.3), IMAGE),
+  "scalar_affine": Case(
+    lambda: fb.scalar_affine(shift=0.5, scale=-2.0), VECTOR
+  ),
+  "scale": Case(fb.scale, VECTOR),
+  "sigmoid": Case(fb.sigmoid, VECTOR),
+  "logit": Case(lambda: fb.logit(0.05), IMAGE, unit_interval=True),
+  "additive_half": Case(lambda: fb.additive_coupling(SMALL_MLP), VECTOR),
+  "additive_alternating": Case(
+    lambda: fb.additive_coupling(SMALL_MLP, mask="alternating", parity=1),
+    VECTOR,
+  ),
+  "affine_half_sigmoid": Case(
+    lambda: fb.affine_coupling(SMALL_CONV, scale_fn="sigmoid"), IMAGE
+  ),
+  "affine_half_exp_tanh_parity1": Case(
+    lambda: fb.affine_coupling(SMALL_CONV, parity=1, scale_fn="exp_tanh"), IMAGE
+  ),
+  "affine_checkerboard": Case(
+    lambda: fb.affine_coupling(
+      SMALL_RESNET, mask="checkerboard", scale_fn="exp"
+    ),
+    IMAGE,
+  ),
+  "affine_checkerboard_parity1": Case(
+    lambda: fb.affine_coupling(SMALL_RESNET, mask="checkerboard", parity=1),
+    IMAGE,
+  ),
+  "affine_alternating": Case(
+    lambda: fb.affine_coupling(SMALL_MLP, mask="alternating"), VECTOR
+  ),
+  "affine_conditional": Case(
+    lambda: fb.affine_coupling(SMALL_CONV), IMAGE, context_size=3
+  ),
+  "actnorm": Case(fb.actnorm, IMAGE),
+  "actnorm_vector": Case(fb.actnorm, VECTOR),
+  "conv1x1": Case(fb.conv1x1, (2, 2, 4)),
+  "conv1x1_lu": Case(fb.conv1x1_lu, (2, 2, 4)),
+  "reverse": Case(fb.reverse, IMAGE),
+  "shuffle": Case(lambda: fb.shuffle(3), VECTOR),
+  "squeeze": Case(fb.squeeze, IMAGE),
+  "unsqueeze": Case(fb.unsqueeze, (2, 2, 8)),
+  "reshape": Case(lambda: fb.reshape(IMAGE, (32,)), IMAGE),
+  "batch_norm_eval": Case(
+    lambda: fb.batch_norm(use_running_average=True), IMAGE
+  ),
+  "split_prior": Case(fb.gaussian_split_prior, IMAGE),
+  "split_prior_conditional": Case(
+    lambda: fb.gaussian_split_prior(ZeroConv), IMAGE, context_size=3
+  ),
+  "learned_prior": Case(fb.learned_prior, IMAGE),
+  "learned_prior_conditional": Case(fb.learned_prior, IMAGE, context_size=3),
+  "chain": Case(
+    lambda: fb.chain(
+      fb.actnorm(), fb.conv1x1(), fb.affine_coupling(SMALL_CONV)
+    ),
+    IMAGE,
+  ),
+  "invert_chain": Case(
+    lambda: fb.invert(fb.chain(fb.scale(), fb.shift(1.0))), VECTOR
+  ),
+  "scan": Case(
+    lambda: fb.scan(
+      models.glow_step(hidden_channels=8, permutation="conv1x1_lu"), 3
+    ),
+    IMAGE,
+  ),
+  "scan_remat": Case(
+    lambda: fb.scan(fb.chain(fb.actnorm(), fb.reverse()), 2, remat=True), IMAGE
+  ),
+  "multiscale": Case(
+    lambda: fb.multiscale(
+      [
+        fb.chain(
+          fb.squeeze(),
+          fb.affine_coupling(SMALL_CONV),
+          fb.gaussian_split_prior(),
+        ),
+        fb.chain(fb.squeeze(), fb.affine_coupling(SMALL_CONV)),
+      ]
+    ),
+    (8, 8, 1),
+  ),
+  "nice_model": Case(
+    lambda: (
+      models.nice((4, 4, 1), num_couplings=4, hidden_features=(16, 16)).bijector
+    ),
+    (4, 4, 1),
+  ),
+  "realnvp_model": Case(
+    lambda: (
+      models.realnvp(
+        (8, 8, 1), levels=2, num_blocks=1, features=8, use_running_average=True
+      ).bijector
+    ),
+    (8, 8, 1),
+    unit_interval=True,
+  ),
+  "glow_model": Case(_glow_model, (8, 8, 1)),
+  "glow_model_additive_lu": Case(
+    lambda: _glow_model(coupling="additive", permutation="conv1x1_lu"),
+    (8, 8, 1),
+  ),
+  "glow_model_conditional": Case(_glow_model, (8, 8, 1), context_size=3),
 }
 
 
@@ -113,7 +152,7 @@ def perturb(params, key, scale=0.1):
   treedef = jax.tree.structure(params)
   keys = jax.random.split(key, max(len(paths_and_leaves), 1))
   new = []
-  for k, (path, leaf) in zip(keys, paths_and_leaves):
+  for k, (path, leaf) in zip(keys, paths_and_leaves, strict=True):
     names = {getattr(p, "key", None) for p in path}
     noise = scale * jax.random.normal(k, jnp.shape(leaf), leaf.dtype)
     if "fixed" in names:
@@ -140,7 +179,7 @@ def make_inputs(case: Case, key, batch=3, dtype=jnp.float32):
   return x, context
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def jitted(name: str) -> fb.Bijector:
   """The case's bijector with jitted functions, built once per session so
   every test reuses the compiled code."""

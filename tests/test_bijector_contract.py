@@ -41,8 +41,9 @@ def test_round_trip_both_ways(name):
 def test_log_det_matches_jacobian_float64(name):
   case = CASES[name]
   with jax.enable_x64(True):
-    bijector, params, x, context = build(name, jax.random.key(2), batch=2,
-                                         dtype=jnp.float64)
+    bijector, params, x, context = build(
+      name, jax.random.key(2), batch=2, dtype=jnp.float64
+    )
     _, log_det = bijector.forward_and_log_det(params, x, context)
     raw = case.make()
 
@@ -50,18 +51,21 @@ def test_log_det_matches_jacobian_float64(name):
     def jacobian_of_example(params, v, ctx):
       def per_example(v):
         out, _ = raw.forward_and_log_det(
-            params, v.reshape((1,) + x.shape[1:]), ctx)
+          params, v.reshape((1,) + x.shape[1:]), ctx
+        )
         return flat(out)[0]
 
       return jax.jacfwd(per_example)(v)
 
     for i in range(x.shape[0]):
-      ctx = None if context is None else context[i:i + 1]
+      ctx = None if context is None else context[i : i + 1]
       jacobian = jacobian_of_example(params, x[i].reshape(-1), ctx)
       sign, expected = jnp.linalg.slogdet(jacobian)
       assert float(sign) != 0.0
       assert abs(float(log_det[i]) - float(expected)) < 1e-8, (
-          float(log_det[i]), float(expected))
+        float(log_det[i]),
+        float(expected),
+      )
 
     # Float64 all the way through: outputs keep the dtype, round trip tight.
     y, _ = bijector.forward_and_log_det(params, x, context)
@@ -75,8 +79,9 @@ def test_inverse_log_det_is_negative_forward(name):
   bijector, params, x, context = build(name, jax.random.key(3))
   y, forward_log_det = bijector.forward_and_log_det(params, x, context)
   _, inverse_log_det = bijector.inverse_and_log_det(params, y, context)
-  np.testing.assert_allclose(inverse_log_det, -forward_log_det, atol=2e-3,
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    inverse_log_det, -forward_log_det, atol=2e-3, rtol=1e-5
+  )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -86,8 +91,10 @@ def test_shapes_dtypes_and_jit(name):
   y, log_det = eager.forward_and_log_det(params, x, context)
   assert log_det.shape == x.shape[:1]
   assert log_det.dtype == x.dtype
-  assert all(leaf.dtype == x.dtype and leaf.shape[0] == x.shape[0]
-             for leaf in jax.tree.leaves(y))
+  assert all(
+    leaf.dtype == x.dtype and leaf.shape[0] == x.shape[0]
+    for leaf in jax.tree.leaves(y)
+  )
   assert flat(y).shape[1] == np.prod(x.shape[1:])  # bijections keep size
   y_jit, log_det_jit = compiled.forward_and_log_det(params, x, context)
   assert max_abs_diff(y_jit, y) < 1e-5

@@ -12,15 +12,21 @@ from flowjax_gen import checkpoint
 
 
 def _state(value):
-  return {"params": {"w": jnp.full((3, 2), float(value))},
-          "step": jnp.asarray(value, jnp.int32)}
+  return {
+    "params": {"w": jnp.full((3, 2), float(value))},
+    "step": jnp.asarray(value, jnp.int32),
+  }
 
 
 def _save_steps(workdir, steps, **kwargs):
   saver = checkpoint.Checkpointer(workdir, **kwargs)
   for step in steps:
-    saver.save(step, _state(step), {"data": {"epoch": 0, "step": step}},
-               metrics={"bits_per_dim": 10.0 - abs(step - 2)})
+    saver.save(
+      step,
+      _state(step),
+      {"data": {"epoch": 0, "step": step}},
+      metrics={"bits_per_dim": 10.0 - abs(step - 2)},
+    )
   saver.close()
 
 
@@ -36,8 +42,9 @@ def _corrupt(step_dir):
 
 def test_keeps_latest_n_and_best_and_round_trips(tmp_path):
   _save_steps(str(tmp_path), [1, 2, 3, 4], keep=2, best_metric="bits_per_dim")
-  reader = checkpoint.Checkpointer(str(tmp_path), keep=2,
-                                   best_metric="bits_per_dim")
+  reader = checkpoint.Checkpointer(
+    str(tmp_path), keep=2, best_metric="bits_per_dim"
+  )
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["3", "4"]
   step, state, meta = reader.restore(_state(0))
   assert step == 4 and meta == {"data": {"epoch": 0, "step": 4}}
@@ -64,8 +71,10 @@ def test_no_readable_checkpoint_fails_loudly(tmp_path):
   for step in ("1", "2"):
     _corrupt(tmp_path / "checkpoints" / step)
   reader = checkpoint.Checkpointer(str(tmp_path), keep=2)
-  with pytest.warns(UserWarning), pytest.raises(
-      RuntimeError, match="no checkpoint could be read"):
+  with (
+    pytest.warns(UserWarning),
+    pytest.raises(RuntimeError, match="no checkpoint could be read"),
+  ):
     reader.restore(_state(0))
   reader.close()
 
@@ -83,6 +92,10 @@ def test_config_guard(tmp_path):
   with pytest.raises(checkpoint.ConfigMismatchError, match=r"\['b'\]"):
     checkpoint.check_or_write_config(workdir, {"a": 1, "b": [2]})
   os.makedirs(os.path.join(workdir, "checkpoints", "5"))
-  assert checkpoint.check_or_write_config(workdir, {"a": 1, "b": [2]},
-                                          overwrite=True) is False
+  assert (
+    checkpoint.check_or_write_config(
+      workdir, {"a": 1, "b": [2]}, overwrite=True
+    )
+    is False
+  )
   assert not os.path.exists(os.path.join(workdir, "checkpoints"))

@@ -11,36 +11,46 @@ from flowjax_gen import models
 
 
 def test_glow_l3_k8_round_trip_float32_on_32x32x3():
-  flow = models.glow((32, 32, 3), levels=3, steps_per_level=8,
-                     hidden_channels=16, permutation="conv1x1_lu")
+  flow = models.glow(
+    (32, 32, 3),
+    levels=3,
+    steps_per_level=8,
+    hidden_channels=16,
+    permutation="conv1x1_lu",
+  )
   x = jax.random.uniform(jax.random.key(0), (4, 32, 32, 3))
-  params = perturb(jax.jit(flow.init)(jax.random.key(1), x),
-                   jax.random.key(2), scale=0.05)
+  params = perturb(
+    jax.jit(flow.init)(jax.random.key(1), x), jax.random.key(2), scale=0.05
+  )
   latents = jax.jit(flow.encode)(params, x)
-  assert [z.shape for z in latents] == [(4, 16, 16, 6), (4, 8, 8, 12),
-                                        (4, 4, 4, 48)]
+  assert [z.shape for z in latents] == [
+    (4, 16, 16, 6),
+    (4, 8, 8, 12),
+    (4, 4, 4, 48),
+  ]
   x_back = jax.jit(flow.decode)(params, latents)
   error = float(jnp.max(jnp.abs(x_back - x)))
   assert error < 1e-4, error
   # Perturbation made the zero-initialised layers act: the latents are not a
   # mere permutation of the (centred) input.
-  assert float(jnp.std(jnp.concatenate(
-      [z.reshape(4, -1) for z in latents], 1))) > 0.5
+  assert (
+    float(jnp.std(jnp.concatenate([z.reshape(4, -1) for z in latents], 1)))
+    > 0.5
+  )
 
 
 def test_sampling_temperature_and_class_context():
-  flow = models.glow((8, 8, 1), levels=2, steps_per_level=2,
-                     hidden_channels=8)
+  flow = models.glow((8, 8, 1), levels=2, steps_per_level=2, hidden_channels=8)
   x = jax.random.uniform(jax.random.key(0), (6, 8, 8, 1))
   context = jax.nn.one_hot(jnp.arange(6) % 3, 3)
-  params = perturb(flow.init(jax.random.key(1), x, context),
-                   jax.random.key(2))
+  params = perturb(flow.init(jax.random.key(1), x, context), jax.random.key(2))
   sample = jax.jit(flow.sample, static_argnums=2)
-  zero_t = [sample(params, jax.random.key(k), 6, temperature=0.0,
-                   context=context) for k in (3, 4)]
+  zero_t = [
+    sample(params, jax.random.key(k), 6, temperature=0.0, context=context)
+    for k in (3, 4)
+  ]
   np.testing.assert_allclose(zero_t[0], zero_t[1])  # T = 0: the mode path
-  warm = sample(params, jax.random.key(3), 6, temperature=1.0,
-                context=context)
+  warm = sample(params, jax.random.key(3), 6, temperature=1.0, context=context)
   assert warm.shape == (6, 8, 8, 1)
   assert float(jnp.max(jnp.abs(warm - zero_t[0]))) > 1e-2
   # Samples are decodes of base draws: encoding them gives those draws back,
@@ -48,8 +58,7 @@ def test_sampling_temperature_and_class_context():
   assert bool(jnp.all(jnp.isfinite(flow.log_prob(params, warm, context))))
   # The class changes the mode (the top prior and couplings read it).
   other = jax.nn.one_hot((jnp.arange(6) + 1) % 3, 3)
-  shifted = sample(params, jax.random.key(3), 6, temperature=0.0,
-                   context=other)
+  shifted = sample(params, jax.random.key(3), 6, temperature=0.0, context=other)
   assert float(jnp.max(jnp.abs(shifted - zero_t[0]))) > 1e-4
 
 
@@ -57,28 +66,51 @@ def test_realnvp_batch_norm_training_and_evaluation_modes():
   kwargs = dict(levels=2, num_blocks=1, features=8)
   train = models.realnvp((8, 8, 1), **kwargs)
   evaluate = models.realnvp((8, 8, 1), use_running_average=True, **kwargs)
-  x = jax.random.uniform(jax.random.key(0), (16, 8, 8, 1), minval=0.1,
-                         maxval=0.6)
+  x = jax.random.uniform(
+    jax.random.key(0), (16, 8, 8, 1), minval=0.1, maxval=0.6
+  )
   params = train.init(jax.random.key(1), x)
   # Right after init the running averages are the init batch's statistics,
   # so both modes agree on it.
-  np.testing.assert_allclose(train.log_prob(params, x),
-                             evaluate.log_prob(params, x), rtol=1e-5)
+  np.testing.assert_allclose(
+    train.log_prob(params, x), evaluate.log_prob(params, x), rtol=1e-5
+  )
   shifted = x * 0.5 + 0.3
-  assert not np.allclose(train.log_prob(params, shifted),
-                         evaluate.log_prob(params, shifted), rtol=1e-3)
+  assert not np.allclose(
+    train.log_prob(params, shifted),
+    evaluate.log_prob(params, shifted),
+    rtol=1e-3,
+  )
   # update_stats moves every running mean toward the new batch's statistics.
   updated = train.update_stats(params, shifted)
-  before = [a for a in jax.tree_util.tree_leaves_with_path(params)
-            if "running_mean" in jax.tree_util.keystr(a[0])]
-  after = [a for a in jax.tree_util.tree_leaves_with_path(updated)
-           if "running_mean" in jax.tree_util.keystr(a[0])]
+  before = [
+    a
+    for a in jax.tree_util.tree_leaves_with_path(params)
+    if "running_mean" in jax.tree_util.keystr(a[0])
+  ]
+  after = [
+    a
+    for a in jax.tree_util.tree_leaves_with_path(updated)
+    if "running_mean" in jax.tree_util.keystr(a[0])
+  ]
   assert len(before) == len(after) == 10  # 6 + 4 couplings
-  assert any(not np.allclose(b[1], a[1]) for b, a in zip(before, after))
-  gap_before = abs(float(jnp.mean(train.log_prob(params, shifted)
-                                  - evaluate.log_prob(params, shifted))))
-  gap_after = abs(float(jnp.mean(train.log_prob(updated, shifted)
-                                 - evaluate.log_prob(updated, shifted))))
+  assert any(
+    not np.allclose(b[1], a[1]) for b, a in zip(before, after, strict=True)
+  )
+  gap_before = abs(
+    float(
+      jnp.mean(
+        train.log_prob(params, shifted) - evaluate.log_prob(params, shifted)
+      )
+    )
+  )
+  gap_after = abs(
+    float(
+      jnp.mean(
+        train.log_prob(updated, shifted) - evaluate.log_prob(updated, shifted)
+      )
+    )
+  )
   assert gap_after < gap_before
 
 

@@ -19,28 +19,34 @@ def test_identity_flow_nll_equals_base_nll():
   flow = make_flow(fb.scalar_affine(), (5,))
   x = np.random.default_rng(0).normal(size=(7, 5)).astype(np.float32)
   objective = objectives.flow_nll(flow.log_prob, n_bits=None)
-  loss, metrics = objective(flow.init(jax.random.key(0), x), {"image": x},
-                            jax.random.key(1))
+  loss, metrics = objective(
+    flow.init(jax.random.key(0), x), {"image": x}, jax.random.key(1)
+  )
   expected_nats = -stats.norm.logpdf(x).sum(axis=1)
-  np.testing.assert_allclose(metrics["nll_nats"], expected_nats.mean(),
-                             rtol=1e-5)
-  np.testing.assert_allclose(loss, expected_nats.mean() / (5 * math.log(2)),
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    metrics["nll_nats"], expected_nats.mean(), rtol=1e-5
+  )
+  np.testing.assert_allclose(
+    loss, expected_nats.mean() / (5 * math.log(2)), rtol=1e-5
+  )
 
 
 @pytest.mark.parametrize("n_bits", [1, 5, 8])
 def test_uniform_model_scores_n_bits_per_dim(n_bits):
   # logit(alpha=0) followed by a standard logistic is the uniform density on
   # (0, 1)^D: log|det| = -log p - log(1 - p) cancels the logistic log-density.
-  flow = make_flow(fb.logit(0.0), (4, 4, 3),
-                   base=distributions.standard_logistic())
+  flow = make_flow(
+    fb.logit(0.0), (4, 4, 3), base=distributions.standard_logistic()
+  )
   pixels = np.random.default_rng(n_bits).integers(0, 256, (16, 4, 4, 3))
   objective = objectives.flow_nll(flow.log_prob, n_bits=n_bits)
-  loss, metrics = objective({}, {"image": pixels.astype(np.uint8)},
-                            jax.random.key(0))
+  loss, metrics = objective(
+    {}, {"image": pixels.astype(np.uint8)}, jax.random.key(0)
+  )
   np.testing.assert_allclose(loss, n_bits, atol=1e-4)
-  np.testing.assert_allclose(metrics["nll_nats"], 48 * n_bits * math.log(2),
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    metrics["nll_nats"], 48 * n_bits * math.log(2), rtol=1e-5
+  )
 
 
 def test_dequantize_stays_in_its_bin():
@@ -58,8 +64,9 @@ def test_conditional_objective_one_hot_context():
   flow = make_flow(fb.learned_prior(), (2, 2, 1))
   images = np.full((4, 2, 2, 1), 128, np.uint8)
   labels = np.array([0, 1, 2, 1])
-  params = flow.init(jax.random.key(0), jnp.zeros((4, 2, 2, 1)),
-                     jnp.zeros((4, 3)))
+  params = flow.init(
+    jax.random.key(0), jnp.zeros((4, 2, 2, 1)), jnp.zeros((4, 3))
+  )
   params["context_kernel"] = params["context_kernel"].at[1, 0].set(0.3)
   objective = objectives.flow_nll(flow.log_prob, n_bits=8, num_classes=3)
   _, metrics = objective(params, {"image": images, "label": labels}, None)

@@ -23,9 +23,11 @@ from flowjax_gen.training import loop
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, "experiments", "train.py")
 EVALUATE = os.path.join(ROOT, "experiments", "evaluate.py")
-CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(
-    os.path.join(ROOT, "experiments", "configs", "*.py"))
-    if not os.path.basename(p).startswith(("_", "common")))
+CONFIGS = sorted(
+  os.path.basename(p)[:-3]
+  for p in glob.glob(os.path.join(ROOT, "experiments", "configs", "*.py"))
+  if not os.path.basename(p).startswith(("_", "common"))
+)
 
 
 def smoke_config(name: str) -> dict:
@@ -36,21 +38,34 @@ def smoke_config(name: str) -> dict:
 def run_script(args, *, env=None, timeout=600):
   env = dict(os.environ if env is None else env)
   env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-  return subprocess.run([sys.executable, *args], capture_output=True,
-                        text=True, env=env, timeout=timeout, check=False)
+  return subprocess.run(
+    [sys.executable, *args],
+    capture_output=True,
+    text=True,
+    env=env,
+    timeout=timeout,
+    check=False,
+  )
 
 
 def test_every_config_is_listed():
-  assert {"glow_digits", "nice_mnist", "realnvp_mnist", "glow_mnist",
-          "realnvp_cifar10", "glow_cifar10"} <= set(CONFIGS)
+  assert {
+    "glow_digits",
+    "nice_mnist",
+    "realnvp_mnist",
+    "glow_mnist",
+    "realnvp_cifar10",
+    "glow_cifar10",
+  } <= set(CONFIGS)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", CONFIGS)
 def test_smoke_variant_trains_on_mock_data(name, tmp_path):
   config = smoke_config(name)
-  with tfds.testing.mock_data(num_examples=32,
-                              policy=tfds.testing.MockPolicy.USE_CODE):
+  with tfds.testing.mock_data(
+    num_examples=32, policy=tfds.testing.MockPolicy.USE_CODE
+  ):
     result = loop.train_and_evaluate(config, str(tmp_path))
   assert np.isfinite(result["bits_per_dim"])
   assert result["num_examples"] == config["num_test_examples"]
@@ -72,10 +87,14 @@ def _params_of(workdir):
 @pytest.mark.slow
 def test_kill_at_random_step_then_resume_is_bit_identical(tmp_path):
   steps = 30
-  flags = ["--config=" + os.path.join(ROOT, "experiments", "configs",
-                                      "glow_digits.py") + ":smoke",
-           f"--config.num_steps={steps}", "--config.checkpoint_every=1",
-           "--config.eval_every=1000"]
+  flags = [
+    "--config="
+    + os.path.join(ROOT, "experiments", "configs", "glow_digits.py")
+    + ":smoke",
+    f"--config.num_steps={steps}",
+    "--config.checkpoint_every=1",
+    "--config.eval_every=1000",
+  ]
   straight = run_script([TRAIN, *flags, f"--workdir={tmp_path / 'straight'}"])
   assert straight.returncode == 0, straight.stderr[-3000:]
 
@@ -83,8 +102,11 @@ def test_kill_at_random_step_then_resume_is_bit_identical(tmp_path):
   kill_after = random.Random().randint(3, steps - 8)
   env = dict(os.environ, PYTHONPATH=ROOT)
   process = subprocess.Popen(
-      [sys.executable, TRAIN, *flags, f"--workdir={killed_dir}"],
-      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    [sys.executable, TRAIN, *flags, f"--workdir={killed_dir}"],
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+    env=env,
+  )
   deadline = time.time() + 300
   while not (killed_dir / "checkpoints" / str(kill_after)).exists():
     assert process.poll() is None, "run ended before it could be killed"
@@ -92,8 +114,9 @@ def test_kill_at_random_step_then_resume_is_bit_identical(tmp_path):
     time.sleep(0.01)
   process.send_signal(signal.SIGKILL)
   assert process.wait() == -signal.SIGKILL
-  done = sorted(int(d) for d in os.listdir(killed_dir / "checkpoints")
-                if d.isdigit())
+  done = sorted(
+    int(d) for d in os.listdir(killed_dir / "checkpoints") if d.isdigit()
+  )
   assert done[-1] < steps, f"killed after the end ({done})"
 
   resumed = run_script([TRAIN, *flags, f"--workdir={killed_dir}"])
@@ -102,7 +125,7 @@ def test_kill_at_random_step_then_resume_is_bit_identical(tmp_path):
   step_b, leaves_b = _params_of(str(killed_dir))
   assert step_a == step_b == steps
   assert len(leaves_a) == len(leaves_b)
-  for a, b in zip(leaves_a, leaves_b):
+  for a, b in zip(leaves_a, leaves_b, strict=True):
     np.testing.assert_array_equal(a, b)
 
   report = run_script([EVALUATE, f"--workdir={killed_dir}"])
@@ -110,26 +133,54 @@ def test_kill_at_random_step_then_resume_is_bit_identical(tmp_path):
   evaluation = json.load(open(killed_dir / "evaluation.json"))
   final = json.load(open(killed_dir / "final_metrics.json"))
   assert evaluation["checkpoint_step"] == steps
-  assert evaluation["bits_per_dim"] == pytest.approx(final["bits_per_dim"],
-                                                     abs=1e-6)
+  assert evaluation["bits_per_dim"] == pytest.approx(
+    final["bits_per_dim"], abs=1e-6
+  )
   assert "dequantised" in evaluation["definition"]
 
 
 @pytest.mark.slow
 def test_two_processes_match_one_process(tmp_path):
-  common = ["--config=" + os.path.join(ROOT, "experiments", "configs",
-                                       "glow_digits.py") + ":smoke",
-            "--config.num_steps=4", "--num_cpu_devices=2"]
-  one = run_script([TRAIN, *common[:-1], "--num_cpu_devices=4",
-                    f"--workdir={tmp_path / 'one'}"])
+  common = [
+    "--config="
+    + os.path.join(ROOT, "experiments", "configs", "glow_digits.py")
+    + ":smoke",
+    "--config.num_steps=4",
+    "--num_cpu_devices=2",
+  ]
+  one = run_script(
+    [
+      TRAIN,
+      *common[:-1],
+      "--num_cpu_devices=4",
+      f"--workdir={tmp_path / 'one'}",
+    ]
+  )
   assert one.returncode == 0, one.stderr[-3000:]
   port = random.Random().randint(20000, 40000)
   env = dict(os.environ, PYTHONPATH=ROOT)
-  workers = [subprocess.Popen(
-      [sys.executable, TRAIN, *common, f"--workdir={tmp_path / 'two'}",
-       f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
-       f"--process_id={i}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-      text=True, env=env) for i in range(2)]
+  # Each process must compile the same programs: with a shared persistent
+  # cache one process may load what the other is still compiling, and the
+  # two then wait on each other's collectives.
+  env.pop("JAX_COMPILATION_CACHE_DIR", None)
+  workers = [
+    subprocess.Popen(
+      [
+        sys.executable,
+        TRAIN,
+        *common,
+        f"--workdir={tmp_path / 'two'}",
+        f"--coordinator_address=127.0.0.1:{port}",
+        "--num_processes=2",
+        f"--process_id={i}",
+      ],
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+      env=env,
+    )
+    for i in range(2)
+  ]
   for worker in workers:
     _, err = worker.communicate(timeout=600)
     assert worker.returncode == 0, err[-3000:]
@@ -140,18 +191,22 @@ def test_two_processes_match_one_process(tmp_path):
 
   single, multi = losses(tmp_path / "one"), losses(tmp_path / "two")
   assert [s for s, _ in single] == [s for s, _ in multi] == [1, 2, 3, 4]
-  np.testing.assert_allclose([v for _, v in multi], [v for _, v in single],
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    [v for _, v in multi], [v for _, v in single], rtol=1e-5
+  )
 
 
-@pytest.mark.parametrize("field, value, message", [
+@pytest.mark.parametrize(
+  "field, value, message",
+  [
     ("model", "maf", "config.model"),
     ("batch_size", -8, "config.batch_size"),
     ("batch_size", 6, "divisible by the number of devices"),
     ("n_bits", 9, "config.n_bits"),
     ("optimizer", "sgd", "config.optimizer"),
     ("ema_decay", 1.0, "config.ema_decay"),
-])
+  ],
+)
 def test_bad_config_values_name_the_field(field, value, message):
   config = smoke_config("glow_digits")
   config[field] = value

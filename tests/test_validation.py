@@ -17,30 +17,32 @@ KEY = jax.random.key(0)
 CONV = functools.partial(GlowConvNet, hidden_channels=4)
 
 CONSTRUCTION = [
-    (lambda: models.glow((30, 30, 3), levels=3), r"divisible by 2\*\*levels"),
-    (lambda: models.glow((32, 32), levels=1), "event_shape"),
-    (lambda: models.glow((32, 32, 3), levels=0), "levels"),
-    (lambda: models.glow((8, 8, 3), steps_per_level=-1), "steps_per_level"),
-    (lambda: models.glow((8, 8, 3), permutation="lu"), "permutation"),
-    (lambda: models.glow((8, 8, 3), coupling="spline"), "coupling"),
-    (lambda: models.glow((8, 8, 3), preprocess="whiten"), "preprocess"),
-    (lambda: models.realnvp((12, 12, 3), levels=4),
-     r"2\*\*\(levels - 1\) = 8 \(levels=4\)"),
-    (lambda: models.nice((7,)), "even"),
-    (lambda: models.nice((8,), prior="cauchy"), "prior"),
-    (lambda: fb.affine_coupling(CONV, mask="diagonal"), "mask"),
-    (lambda: fb.affine_coupling(CONV, scale_fn="softplus"), "scale_fn"),
-    (lambda: fb.affine_coupling(CONV, parity=2), "parity"),
-    (lambda: fb.affine_coupling("not a net"), "make_conditioner"),
-    (lambda: fb.logit(0.7), "alpha"),
-    (lambda: fb.scalar_affine(scale=0.0), "scale"),
-    (lambda: fb.batch_norm(momentum=0.0), "momentum"),
-    (lambda: fb.batch_norm(use_running_average="yes"), "use_running_average"),
-    (lambda: fb.scan(fb.actnorm(), 0), "num_steps"),
-    (lambda: fb.chain(), "chain"),
-    (lambda: fb.chain(fb.actnorm(), "squeeze"), "chain"),
-    (lambda: fb.reshape((2, 3), (5,)), "same number of entries"),
-    (lambda: fb.invert(fb.batch_norm()), "running statistics"),
+  (lambda: models.glow((30, 30, 3), levels=3), r"divisible by 2\*\*levels"),
+  (lambda: models.glow((32, 32), levels=1), "event_shape"),
+  (lambda: models.glow((32, 32, 3), levels=0), "levels"),
+  (lambda: models.glow((8, 8, 3), steps_per_level=-1), "steps_per_level"),
+  (lambda: models.glow((8, 8, 3), permutation="lu"), "permutation"),
+  (lambda: models.glow((8, 8, 3), coupling="spline"), "coupling"),
+  (lambda: models.glow((8, 8, 3), preprocess="whiten"), "preprocess"),
+  (
+    lambda: models.realnvp((12, 12, 3), levels=4),
+    r"2\*\*\(levels - 1\) = 8 \(levels=4\)",
+  ),
+  (lambda: models.nice((7,)), "even"),
+  (lambda: models.nice((8,), prior="cauchy"), "prior"),
+  (lambda: fb.affine_coupling(CONV, mask="diagonal"), "mask"),
+  (lambda: fb.affine_coupling(CONV, scale_fn="softplus"), "scale_fn"),
+  (lambda: fb.affine_coupling(CONV, parity=2), "parity"),
+  (lambda: fb.affine_coupling("not a net"), "make_conditioner"),
+  (lambda: fb.logit(0.7), "alpha"),
+  (lambda: fb.scalar_affine(scale=0.0), "scale"),
+  (lambda: fb.batch_norm(momentum=0.0), "momentum"),
+  (lambda: fb.batch_norm(use_running_average="yes"), "use_running_average"),
+  (lambda: fb.scan(fb.actnorm(), 0), "num_steps"),
+  (fb.chain, "chain"),
+  (lambda: fb.chain(fb.actnorm(), "squeeze"), "chain"),
+  (lambda: fb.reshape((2, 3), (5,)), "same number of entries"),
+  (lambda: fb.invert(fb.batch_norm()), "running statistics"),
 ]
 
 
@@ -60,15 +62,18 @@ def test_messages_name_given_and_allowed_values():
 
 
 SHAPES = [
-    (lambda: fb.affine_coupling(CONV), (2, 4, 4, 3), "even"),
-    (lambda: fb.additive_coupling(MLP, mask="alternating"), (2, 5), "even"),
-    (lambda: fb.affine_coupling(CONV, mask="checkerboard"), (2, 6), "rank"),
-    (fb.actnorm, (4,), "rank"),
-    (fb.squeeze, (2, 5, 4, 1), "even height and width"),
-    (fb.squeeze, (2, 8), "rank"),
-    (fb.gaussian_split_prior, (2, 4, 4, 3), "even channel count"),
-    (lambda: fb.multiscale([fb.actnorm(), fb.actnorm()]), (2, 4, 4, 3),
-     "channels at the end of level 0"),
+  (lambda: fb.affine_coupling(CONV), (2, 4, 4, 3), "even"),
+  (lambda: fb.additive_coupling(MLP, mask="alternating"), (2, 5), "even"),
+  (lambda: fb.affine_coupling(CONV, mask="checkerboard"), (2, 6), "rank"),
+  (fb.actnorm, (4,), "rank"),
+  (fb.squeeze, (2, 5, 4, 1), "even height and width"),
+  (fb.squeeze, (2, 8), "rank"),
+  (fb.gaussian_split_prior, (2, 4, 4, 3), "even channel count"),
+  (
+    lambda: fb.multiscale([fb.actnorm(), fb.actnorm()]),
+    (2, 4, 4, 3),
+    "channels at the end of level 0",
+  ),
 ]
 
 
@@ -82,12 +87,13 @@ def test_bad_input_shapes_raise(make, shape, message):
 
 
 def test_flow_rejects_wrong_event_shape_and_non_finite_data():
-  flow = models.glow((8, 8, 1), levels=2, steps_per_level=1,
-                     hidden_channels=4)
-  params = flow.init(KEY, jnp.full((2, 8, 8, 1), 0.5) + jnp.arange(2.)[:, None,
-                                                                     None,
-                                                                     None])
-  with pytest.raises(ValueError, match=r"x must have shape \(batch, \*\(8, 8, 1"):
+  flow = models.glow((8, 8, 1), levels=2, steps_per_level=1, hidden_channels=4)
+  params = flow.init(
+    KEY, jnp.full((2, 8, 8, 1), 0.5) + jnp.arange(2.0)[:, None, None, None]
+  )
+  with pytest.raises(
+    ValueError, match=r"x must have shape \(batch, \*\(8, 8, 1"
+  ):
     flow.log_prob(params, jnp.ones((2, 8, 8)))
   with pytest.raises(ValueError, match="got"):
     flow.log_prob(params, jnp.ones((8, 8, 1)))

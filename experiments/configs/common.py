@@ -47,8 +47,9 @@ def base_config() -> ml_collections.ConfigDict:
   return config
 
 
-def smoke(config: ml_collections.ConfigDict,
-          **model_kwargs) -> ml_collections.ConfigDict:
+def smoke(
+  config: ml_collections.ConfigDict, **model_kwargs
+) -> ml_collections.ConfigDict:
   """A few-step, tiny-model variant that runs in seconds on mock data."""
   config.model_kwargs.update(model_kwargs)
   config.num_steps = 3

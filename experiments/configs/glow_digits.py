@@ -23,10 +23,10 @@ def get_config(arg: str = ""):
   config.model_kwargs.permutation = "conv1x1_lu"
   config.dataset = "digits"
   config.batch_size = 64
-  config.num_steps = 1500
+  config.num_steps = 1000
   config.learning_rate = 1e-3
   config.ema_decay = 0.999
-  config.eval_every = 500
+  config.eval_every = 250
   if arg == "smoke":
     common.smoke(config, steps_per_level=2, hidden_channels=8)
   return config

@@ -28,5 +28,5 @@ def get_config(arg: str = ""):
   config.eval_every = 5000
   config.checkpoint_every = 1000
   if arg == "smoke":
-    common.smoke(config, levels=2, num_blocks=1, features=8)
+    common.smoke(config, levels=1, num_blocks=1, features=8)
   return config

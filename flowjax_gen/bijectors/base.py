@@ -1,4 +1,4 @@
-"""The bijector protocol: immutable tuples of pure functions over a params pytree.
+"""The bijector protocol: immutable tuples of pure functions over params.
 
 A bijector is made by a factory that closes over static settings (shapes of
 nets, mask kinds, ...) and returns a :class:`Bijector`. Its parameters are a
@@ -26,7 +26,8 @@ Conventions:
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -84,10 +85,11 @@ def num_positions(x: Array) -> int:
 
 
 def check_choice(name: str, value: Any, allowed: Sequence[Any]) -> None:
-  """Raises ``ValueError`` naming ``name`` unless ``value`` is in ``allowed``."""
+  """Raises ``ValueError`` naming ``name`` unless ``value`` is allowed."""
   if value not in allowed:
     raise ValueError(
-        f"{name} must be one of {tuple(allowed)!r}; got {value!r}.")
+      f"{name} must be one of {tuple(allowed)!r}; got {value!r}."
+    )
 
 
 def check_positive_int(name: str, value: Any) -> None:
@@ -100,12 +102,13 @@ def check_min_rank(name: str, x: Any, min_rank: int, what: str) -> None:
   """Raises ``ValueError`` if ``x`` has fewer than ``min_rank`` dimensions."""
   if jnp.ndim(x) < min_rank:
     raise ValueError(
-        f"{name} must have rank >= {min_rank} ({what}); got shape "
-        f"{jnp.shape(x)}.")
+      f"{name} must have rank >= {min_rank} ({what}); got shape {jnp.shape(x)}."
+    )
 
 
 def check_even(name: str, size: int, what: str) -> None:
   """Raises ``ValueError`` if a size that is split in halves is odd."""
   if size % 2:
     raise ValueError(
-        f"{name} must be even to split {what} in halves; got {size}.")
+      f"{name} must be even to split {what} in halves; got {size}."
+    )

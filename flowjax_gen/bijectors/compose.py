@@ -9,17 +9,18 @@ members' log-dets (chain rule for Jacobian determinants).
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
 
 from flowjax_gen.bijectors.base import (
-    Bijector,
-    Context,
-    check_even,
-    check_positive_int,
-    zero_log_det,
+  Bijector,
+  Context,
+  check_even,
+  check_positive_int,
+  zero_log_det,
 )
 
 
@@ -35,12 +36,16 @@ def chain(*bijectors: Bijector) -> Bijector:
   normalise, with no special machinery.
   """
   if not bijectors or not all(isinstance(b, Bijector) for b in bijectors):
-    raise ValueError("chain needs one or more Bijector arguments; got "
-                     f"{[type(b).__name__ for b in bijectors]}.")
+    raise ValueError(
+      "chain needs one or more Bijector arguments; got "
+      f"{[type(b).__name__ for b in bijectors]}."
+    )
 
   def init(key, x, context: Context = None):
     params = []
-    for bijector, k in zip(bijectors, jax.random.split(key, len(bijectors))):
+    for bijector, k in zip(
+      bijectors, jax.random.split(key, len(bijectors)), strict=True
+    ):
       p = bijector.init(k, x, context)
       x, _ = bijector.forward_and_log_det(p, x, context)
       params.append(p)
@@ -48,21 +53,21 @@ def chain(*bijectors: Bijector) -> Bijector:
 
   def forward(params, x, context: Context = None):
     total = zero_log_det(x)
-    for bijector, p in zip(bijectors, params):
+    for bijector, p in zip(bijectors, params, strict=True):
       x, log_det = bijector.forward_and_log_det(p, x, context)
       total = total + log_det
     return x, total
 
   def inverse(params, y, context: Context = None):
     total = zero_log_det(y)
-    for bijector, p in zip(reversed(bijectors), reversed(params)):
+    for bijector, p in zip(reversed(bijectors), reversed(params), strict=True):
       y, log_det = bijector.inverse_and_log_det(p, y, context)
       total = total + log_det
     return y, total
 
   def update_stats(params, x, context: Context = None):
     new_params = []
-    for bijector, p in zip(bijectors, params):
+    for bijector, p in zip(bijectors, params, strict=True):
       if bijector.update_stats is not None:
         new_params.append(bijector.update_stats(p, x, context))
       else:
@@ -70,8 +75,9 @@ def chain(*bijectors: Bijector) -> Bijector:
       x, _ = bijector.forward_and_log_det(p, x, context)
     return tuple(new_params)
 
-  return Bijector(init, forward, inverse,
-                  update_stats if _has_stats(bijectors) else None)
+  return Bijector(
+    init, forward, inverse, update_stats if _has_stats(bijectors) else None
+  )
 
 
 def invert(bijector: Bijector) -> Bijector:
@@ -82,14 +88,18 @@ def invert(bijector: Bijector) -> Bijector:
   example lives in the other domain).
   """
   if bijector.update_stats is not None:
-    raise ValueError("invert cannot wrap a bijector with running statistics "
-                     "(they are defined on the data side).")
-  return Bijector(bijector.init, bijector.inverse_and_log_det,
-                  bijector.forward_and_log_det)
+    raise ValueError(
+      "invert cannot wrap a bijector with running statistics "
+      "(they are defined on the data side)."
+    )
+  return Bijector(
+    bijector.init, bijector.inverse_and_log_det, bijector.forward_and_log_det
+  )
 
 
-def scan(bijector: Bijector, num_steps: int, *,
-         remat: bool = False) -> Bijector:
+def scan(
+  bijector: Bijector, num_steps: int, *, remat: bool = False
+) -> Bijector:
   """``num_steps`` copies of ``bijector`` with stacked params, via ``lax.scan``.
 
   Equivalent to ``chain(bijector, ..., bijector)`` with independent params,
@@ -143,13 +153,20 @@ def scan(bijector: Bijector, num_steps: int, *,
 
     return jax.lax.scan(body, x, params)[1]
 
-  return Bijector(init, forward, inverse,
-                  update_stats if bijector.update_stats is not None else None)
+  return Bijector(
+    init,
+    forward,
+    inverse,
+    update_stats if bijector.update_stats is not None else None,
+  )
 
 
 def _split_channels(h: jax.Array, level: int):
-  check_even(f"number of channels at the end of level {level}", h.shape[-1],
-             "factor out half of them")
+  check_even(
+    f"number of channels at the end of level {level}",
+    h.shape[-1],
+    "factor out half of them",
+  )
   half = h.shape[-1] // 2
   return h[..., :half], h[..., half:]
 
@@ -178,7 +195,9 @@ def multiscale(levels: Sequence[Bijector]) -> Bijector:
   def init(key, x, context: Context = None):
     params = []
     h = x
-    for i, (level, k) in enumerate(zip(levels, jax.random.split(key, last + 1))):
+    for i, (level, k) in enumerate(
+      zip(levels, jax.random.split(key, last + 1), strict=True)
+    ):
       p = level.init(k, h, context)
       h, _ = level.forward_and_log_det(p, h, context)
       if i < last:
@@ -188,7 +207,7 @@ def multiscale(levels: Sequence[Bijector]) -> Bijector:
 
   def forward(params, x, context: Context = None):
     latents, total, h = [], zero_log_det(x), x
-    for i, (level, p) in enumerate(zip(levels, params)):
+    for i, (level, p) in enumerate(zip(levels, params, strict=True)):
       h, log_det = level.forward_and_log_det(p, h, context)
       total = total + log_det
       if i < last:
@@ -199,8 +218,10 @@ def multiscale(levels: Sequence[Bijector]) -> Bijector:
 
   def inverse(params, latents, context: Optional[jax.Array] = None):
     if len(latents) != len(levels):
-      raise ValueError(f"latents must hold {len(levels)} arrays (one per "
-                       f"level); got {len(latents)}.")
+      raise ValueError(
+        f"latents must hold {len(levels)} arrays (one per "
+        f"level); got {len(latents)}."
+      )
     h = latents[-1]
     total = zero_log_det(h)
     for i in reversed(range(len(levels))):
@@ -212,7 +233,7 @@ def multiscale(levels: Sequence[Bijector]) -> Bijector:
 
   def update_stats(params, x, context: Context = None):
     new_params, h = [], x
-    for i, (level, p) in enumerate(zip(levels, params)):
+    for i, (level, p) in enumerate(zip(levels, params, strict=True)):
       if level.update_stats is not None:
         new_params.append(level.update_stats(p, h, context))
       else:
@@ -222,5 +243,6 @@ def multiscale(levels: Sequence[Bijector]) -> Bijector:
         h, _ = _split_channels(h, i)
     return tuple(new_params)
 
-  return Bijector(init, forward, inverse,
-                  update_stats if _has_stats(levels) else None)
+  return Bijector(
+    init, forward, inverse, update_stats if _has_stats(levels) else None
+  )

@@ -30,19 +30,20 @@ Scale functions (the keyword ``scale_fn``):
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import NamedTuple, Optional
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from flowjax_gen.bijectors.base import (
-    Bijector,
-    Context,
-    check_choice,
-    check_even,
-    check_min_rank,
-    event_sum,
+  Bijector,
+  Context,
+  check_choice,
+  check_even,
+  check_min_rank,
+  event_sum,
 )
 
 MASKS = ("half", "alternating", "checkerboard")
@@ -60,8 +61,9 @@ class _Partition(NamedTuple):
 
 
 def _half(x: jax.Array, parity: int) -> _Partition:
-  check_even("number of channels/features (last axis)", x.shape[-1],
-             "the 'half' mask")
+  check_even(
+    "number of channels/features (last axis)", x.shape[-1], "the 'half' mask"
+  )
   half = x.shape[-1] // 2
 
   def split(x):
@@ -76,8 +78,9 @@ def _half(x: jax.Array, parity: int) -> _Partition:
 
 
 def _alternating(x: jax.Array, parity: int) -> _Partition:
-  check_even("number of features (last axis)", x.shape[-1],
-             "the 'alternating' mask")
+  check_even(
+    "number of features (last axis)", x.shape[-1], "the 'alternating' mask"
+  )
 
   def split(x):
     even, odd = x[..., 0::2], x[..., 1::2]
@@ -106,8 +109,11 @@ def _checkerboard(x: jax.Array, parity: int) -> _Partition:
   return _Partition(split, merge, jnp.broadcast_to(1.0 - keep, x.shape[1:]))
 
 
-_PARTITIONS = {"half": _half, "alternating": _alternating,
-               "checkerboard": _checkerboard}
+_PARTITIONS = {
+  "half": _half,
+  "alternating": _alternating,
+  "checkerboard": _checkerboard,
+}
 
 
 def _log_scale(h: jax.Array, scale_fn: str) -> jax.Array:
@@ -118,14 +124,22 @@ def _log_scale(h: jax.Array, scale_fn: str) -> jax.Array:
   return h
 
 
-def _coupling(make_conditioner: ConditionerFactory, *, mask: str, parity: int,
-              affine: bool, scale_fn: str) -> Bijector:
+def _coupling(
+  make_conditioner: ConditionerFactory,
+  *,
+  mask: str,
+  parity: int,
+  affine: bool,
+  scale_fn: str,
+) -> Bijector:
   check_choice("mask", mask, MASKS)
   check_choice("parity", parity, (0, 1))
   check_choice("scale_fn", scale_fn, SCALE_FNS)
   if not callable(make_conditioner):
-    raise ValueError("make_conditioner must be callable as "
-                     f"make_conditioner(out_features); got {make_conditioner!r}.")
+    raise ValueError(
+      "make_conditioner must be callable as "
+      f"make_conditioner(out_features); got {make_conditioner!r}."
+    )
 
   def networks(x):
     partition = _PARTITIONS[mask](x, parity)
@@ -172,8 +186,9 @@ def _coupling(make_conditioner: ConditionerFactory, *, mask: str, parity: int,
   return Bijector(init, forward, inverse)
 
 
-def additive_coupling(make_conditioner: ConditionerFactory, *,
-                      mask: str = "half", parity: int = 0) -> Bijector:
+def additive_coupling(
+  make_conditioner: ConditionerFactory, *, mask: str = "half", parity: int = 0
+) -> Bijector:
   """NICE's additive coupling ``y_b = b + t(a, c)``; volume preserving.
 
   Args:
@@ -182,13 +197,18 @@ def additive_coupling(make_conditioner: ConditionerFactory, *,
     mask: one of ``MASKS``.
     parity: 0 or 1, which part of the mask conditions the other.
   """
-  return _coupling(make_conditioner, mask=mask, parity=parity, affine=False,
-                   scale_fn="exp")
+  return _coupling(
+    make_conditioner, mask=mask, parity=parity, affine=False, scale_fn="exp"
+  )
 
 
-def affine_coupling(make_conditioner: ConditionerFactory, *,
-                    mask: str = "half", parity: int = 0,
-                    scale_fn: str = "sigmoid") -> Bijector:
+def affine_coupling(
+  make_conditioner: ConditionerFactory,
+  *,
+  mask: str = "half",
+  parity: int = 0,
+  scale_fn: str = "sigmoid",
+) -> Bijector:
   """Affine coupling ``y_b = b * s(a, c) + t(a, c)`` (RealNVP, Glow).
 
   Args:
@@ -198,5 +218,6 @@ def affine_coupling(make_conditioner: ConditionerFactory, *,
     parity: 0 or 1, which part of the mask conditions the other.
     scale_fn: one of ``SCALE_FNS`` (see the module docstring).
   """
-  return _coupling(make_conditioner, mask=mask, parity=parity, affine=True,
-                   scale_fn=scale_fn)
+  return _coupling(
+    make_conditioner, mask=mask, parity=parity, affine=True, scale_fn=scale_fn
+  )

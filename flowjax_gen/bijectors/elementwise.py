@@ -13,10 +13,10 @@ import jax
 import jax.numpy as jnp
 
 from flowjax_gen.bijectors.base import (
-    Bijector,
-    Context,
-    event_sum,
-    no_params_init,
+  Bijector,
+  Context,
+  event_sum,
+  no_params_init,
 )
 
 

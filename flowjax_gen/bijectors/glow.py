@@ -16,11 +16,11 @@ import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 from flowjax_gen.bijectors.base import (
-    Bijector,
-    Context,
-    check_min_rank,
-    no_params_init,
-    num_positions,
+  Bijector,
+  Context,
+  check_min_rank,
+  no_params_init,
+  num_positions,
 )
 from flowjax_gen.bijectors.compose import invert
 
@@ -102,7 +102,8 @@ def conv1x1() -> Bijector:
     w = params["weight"]
     log_det = -num_positions(y) * jnp.linalg.slogdet(w)[1]
     return _mix_channels(y, jnp.linalg.inv(w)), jnp.broadcast_to(
-        log_det, y.shape[:1])
+      log_det, y.shape[:1]
+    )
 
   return Bijector(init, forward, inverse)
 
@@ -127,13 +128,14 @@ def conv1x1_lu() -> Bijector:
     del context
     check_min_rank("x", x, 2, "a batch of events with channels last")
     perm, lower, upper = jax.scipy.linalg.lu(
-        _random_rotation(key, x.shape[-1], x.dtype))
+      _random_rotation(key, x.shape[-1], x.dtype)
+    )
     diag = jnp.diag(upper)
     return {
-        "lower": lower,
-        "upper": jnp.triu(upper, k=1),
-        "log_s": jnp.log(jnp.abs(diag)),
-        "fixed": {"permutation": perm, "sign": jnp.sign(diag)},
+      "lower": lower,
+      "upper": jnp.triu(upper, k=1),
+      "log_s": jnp.log(jnp.abs(diag)),
+      "fixed": {"permutation": perm, "sign": jnp.sign(diag)},
     }
 
   def factors(params):
@@ -142,7 +144,8 @@ def conv1x1_lu() -> Bijector:
     eye = jnp.eye(channels, dtype=params["log_s"].dtype)
     lower = jnp.tril(params["lower"], k=-1) + eye
     upper = jnp.triu(params["upper"], k=1) + jnp.diag(
-        fixed["sign"] * jnp.exp(params["log_s"]))
+      fixed["sign"] * jnp.exp(params["log_s"])
+    )
     return fixed["permutation"], lower, upper
 
   def forward(params, x, context: Context = None):
@@ -150,7 +153,8 @@ def conv1x1_lu() -> Bijector:
     perm, lower, upper = factors(params)
     log_det = num_positions(x) * jnp.sum(params["log_s"])
     return _mix_channels(x, perm @ lower @ upper), jnp.broadcast_to(
-        log_det, x.shape[:1])
+      log_det, x.shape[:1]
+    )
 
   def inverse(params, y, context: Context = None):
     del context
@@ -196,7 +200,8 @@ def shuffle(seed: int = 0) -> Bijector:
   ``scan`` uses the same one.
   """
   return _permutation(
-      lambda channels: np.random.default_rng(seed).permutation(channels))
+    lambda channels: np.random.default_rng(seed).permutation(channels)
+  )
 
 
 def squeeze() -> Bijector:
@@ -213,8 +218,10 @@ def squeeze() -> Bijector:
   def check(x):
     check_min_rank("x", x, 4, "NHWC images")
     if x.ndim != 4 or x.shape[1] % 2 or x.shape[2] % 2:
-      raise ValueError("squeeze needs NHWC images with even height and width; "
-                       f"got shape {x.shape}.")
+      raise ValueError(
+        "squeeze needs NHWC images with even height and width; "
+        f"got shape {x.shape}."
+      )
 
   def forward(params, x, context: Context = None):
     del params, context
@@ -228,8 +235,9 @@ def squeeze() -> Bijector:
     check_min_rank("y", y, 4, "NHWC images")
     n, h, w, c4 = y.shape
     if c4 % 4:
-      raise ValueError(f"unsqueeze needs a channel count divisible by 4; got "
-                       f"shape {y.shape}.")
+      raise ValueError(
+        f"unsqueeze needs a channel count divisible by 4; got shape {y.shape}."
+      )
     x = y.reshape(n, h, w, c4 // 4, 2, 2).transpose(0, 1, 4, 2, 5, 3)
     return x.reshape(n, 2 * h, 2 * w, c4 // 4), jnp.zeros((n,), y.dtype)
 
@@ -241,8 +249,9 @@ def unsqueeze() -> Bijector:
   return invert(squeeze())
 
 
-def reshape(event_shape_in: tuple[int, ...],
-            event_shape_out: tuple[int, ...]) -> Bijector:
+def reshape(
+  event_shape_in: tuple[int, ...], event_shape_out: tuple[int, ...]
+) -> Bijector:
   """Reshapes each example, e.g. an MNIST image ``(28, 28, 1)`` to ``(784,)``.
 
   A relabelling of the entries: ``log_det = 0``; the inverse reshapes back.
@@ -254,13 +263,17 @@ def reshape(event_shape_in: tuple[int, ...],
   shape_in = _event_shape("event_shape_in", event_shape_in)
   shape_out = _event_shape("event_shape_out", event_shape_out)
   if math.prod(shape_in) != math.prod(shape_out):
-    raise ValueError(f"event_shape_in {shape_in} and event_shape_out "
-                     f"{shape_out} must have the same number of entries.")
+    raise ValueError(
+      f"event_shape_in {shape_in} and event_shape_out "
+      f"{shape_out} must have the same number of entries."
+    )
 
   def move(x, source, target):
     if tuple(x.shape[1:]) != source:
-      raise ValueError(f"expected events of shape {source}; got {x.shape[1:]} "
-                       f"(batch shape {x.shape})")
+      raise ValueError(
+        f"expected events of shape {source}; got {x.shape[1:]} "
+        f"(batch shape {x.shape})"
+      )
     return x.reshape((x.shape[0],) + target), jnp.zeros(x.shape[:1], x.dtype)
 
   def forward(params, x, context: Context = None):
@@ -278,8 +291,11 @@ def _event_shape(name: str, shape) -> tuple[int, ...]:
   try:
     shape = tuple(int(d) for d in shape)
   except TypeError:
-    raise ValueError(f"{name} must be a tuple of ints; got {shape!r}.") from None
+    raise ValueError(
+      f"{name} must be a tuple of ints; got {shape!r}."
+    ) from None
   if not shape or min(shape) < 1:
-    raise ValueError(f"{name} must be a non-empty tuple of positive ints; got "
-                     f"{shape!r}.")
+    raise ValueError(
+      f"{name} must be a non-empty tuple of positive ints; got {shape!r}."
+    )
   return shape

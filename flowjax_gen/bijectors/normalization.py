@@ -26,10 +26,10 @@ import jax
 import jax.numpy as jnp
 
 from flowjax_gen.bijectors.base import (
-    Bijector,
-    Context,
-    check_min_rank,
-    num_positions,
+  Bijector,
+  Context,
+  check_min_rank,
+  num_positions,
 )
 
 
@@ -38,8 +38,12 @@ def _moments(x: jax.Array) -> tuple[jax.Array, jax.Array]:
   return jnp.mean(x, axis=axes), jnp.var(x, axis=axes)
 
 
-def batch_norm(*, use_running_average: bool = False, momentum: float = 0.05,
-               eps: float = 1e-4) -> Bijector:
+def batch_norm(
+  *,
+  use_running_average: bool = False,
+  momentum: float = 0.05,
+  eps: float = 1e-4,
+) -> Bijector:
   """Batch normalisation as a bijector; see the module docstring.
 
   Args:
@@ -49,8 +53,9 @@ def batch_norm(*, use_running_average: bool = False, momentum: float = 0.05,
     eps: variance floor inside the square root, > 0.
   """
   if not isinstance(use_running_average, bool):
-    raise ValueError("use_running_average must be a bool; got "
-                     f"{use_running_average!r}.")
+    raise ValueError(
+      f"use_running_average must be a bool; got {use_running_average!r}."
+    )
   if not 0.0 < momentum <= 1.0:
     raise ValueError(f"momentum must be in (0, 1]; got {momentum!r}.")
   if not eps > 0.0:
@@ -61,8 +66,12 @@ def batch_norm(*, use_running_average: bool = False, momentum: float = 0.05,
     check_min_rank("x", x, 2, "a batch of events with channels last")
     mean, var = _moments(x)
     zeros = jnp.zeros(x.shape[-1:], x.dtype)
-    return {"log_gamma": zeros, "beta": zeros,
-            "running_mean": mean, "running_var": var}
+    return {
+      "log_gamma": zeros,
+      "beta": zeros,
+      "running_mean": mean,
+      "running_var": var,
+    }
 
   def statistics(params, x):
     if use_running_average:
@@ -71,8 +80,9 @@ def batch_norm(*, use_running_average: bool = False, momentum: float = 0.05,
 
   def log_det(params, var, x):
     per_channel = params["log_gamma"] - 0.5 * jnp.log(var + eps)
-    return jnp.broadcast_to(num_positions(x) * jnp.sum(per_channel),
-                            x.shape[:1])
+    return jnp.broadcast_to(
+      num_positions(x) * jnp.sum(per_channel), x.shape[:1]
+    )
 
   def forward(params, x, context: Context = None):
     del context
@@ -91,8 +101,9 @@ def batch_norm(*, use_running_average: bool = False, momentum: float = 0.05,
     del context
     mean, var = _moments(jax.lax.stop_gradient(x))
     return dict(
-        params,
-        running_mean=(1 - momentum) * params["running_mean"] + momentum * mean,
-        running_var=(1 - momentum) * params["running_var"] + momentum * var)
+      params,
+      running_mean=(1 - momentum) * params["running_mean"] + momentum * mean,
+      running_var=(1 - momentum) * params["running_var"] + momentum * var,
+    )
 
   return Bijector(init, forward, inverse, update_stats)

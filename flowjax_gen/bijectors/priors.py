@@ -11,23 +11,23 @@ every model.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from flowjax_gen.bijectors.base import (
-    Bijector,
-    Context,
-    check_min_rank,
-    num_positions,
+  Bijector,
+  Context,
+  check_min_rank,
+  num_positions,
 )
 from flowjax_gen.nets.conditioners import ZeroConv
 
 
 def gaussian_split_prior(
-    make_net: Callable[[int], nn.Module] = ZeroConv) -> Bijector:
+  make_net: Callable[[int], nn.Module] = ZeroConv,
+) -> Bijector:
   """Conditional prior on the factored-out half of the channels (Glow §3).
 
   The input is ``[h, z]`` split along the channels; ``(mu, log_sigma) =
@@ -43,8 +43,10 @@ def gaussian_split_prior(
 
   def net_and_halves(x):
     if x.shape[-1] % 2:
-      raise ValueError("gaussian_split_prior needs an even channel count; "
-                       f"got {x.shape[-1]} channels.")
+      raise ValueError(
+        "gaussian_split_prior needs an even channel count; "
+        f"got {x.shape[-1]} channels."
+      )
     half = x.shape[-1] // 2
     return make_net(2 * half), x[..., :half], x[..., half:]
 
@@ -92,8 +94,10 @@ def learned_prior() -> Bijector:
     del key
     check_min_rank("x", x, 2, "a batch of events with channels last")
     channels = x.shape[-1]
-    params = {"mean": jnp.zeros((channels,), x.dtype),
-              "log_sigma": jnp.zeros((channels,), x.dtype)}
+    params = {
+      "mean": jnp.zeros((channels,), x.dtype),
+      "log_sigma": jnp.zeros((channels,), x.dtype),
+    }
     if context is not None:
       width = context.reshape(context.shape[0], -1).shape[1]
       params["context_kernel"] = jnp.zeros((width, 2 * channels), x.dtype)
@@ -103,8 +107,10 @@ def learned_prior() -> Bijector:
     mean, log_sigma = params["mean"][None], params["log_sigma"][None]
     if "context_kernel" in params:
       if context is None:
-        raise ValueError("this prior was initialised with a context; pass "
-                         "context= to every call.")
+        raise ValueError(
+          "this prior was initialised with a context; pass "
+          "context= to every call."
+        )
       shift = context.reshape(context.shape[0], -1).astype(x.dtype)
       d_mean, d_log_sigma = jnp.split(shift @ params["context_kernel"], 2, -1)
       mean, log_sigma = mean + d_mean, log_sigma + d_log_sigma

@@ -15,7 +15,8 @@ one its paper used (``preprocess``), and their log-dets are part of
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -23,29 +24,29 @@ import numpy as np
 
 from flowjax_gen import distributions
 from flowjax_gen.bijectors import (
-    Bijector,
-    actnorm,
-    additive_coupling,
-    affine_coupling,
-    batch_norm,
-    chain,
-    conv1x1,
-    conv1x1_lu,
-    gaussian_split_prior,
-    learned_prior,
-    logit,
-    multiscale,
-    reshape,
-    reverse,
-    scale,
-    scan,
-    shift,
-    shuffle,
-    squeeze,
+  Bijector,
+  actnorm,
+  additive_coupling,
+  affine_coupling,
+  batch_norm,
+  chain,
+  conv1x1,
+  conv1x1_lu,
+  gaussian_split_prior,
+  learned_prior,
+  logit,
+  multiscale,
+  reshape,
+  reverse,
+  scale,
+  scan,
+  shift,
+  shuffle,
+  squeeze,
 )
 from flowjax_gen.bijectors.base import (
-    check_choice,
-    check_positive_int,
+  check_choice,
+  check_positive_int,
 )
 from flowjax_gen.nets.conditioners import MLP, GlowConvNet, ResNet
 
@@ -84,8 +85,13 @@ class Flow(NamedTuple):
   base: distributions.Distribution
 
 
-def check_data(x: Any, event_shape: Sequence[int], *,
-               check_finite: bool = False, name: str = "x") -> None:
+def check_data(
+  x: Any,
+  event_shape: Sequence[int],
+  *,
+  check_finite: bool = False,
+  name: str = "x",
+) -> None:
   """Raises ``ValueError`` if ``x`` is not a batch of ``event_shape`` events.
 
   ``check_finite`` also rejects NaN/inf entries; it needs concrete values, so
@@ -94,19 +100,25 @@ def check_data(x: Any, event_shape: Sequence[int], *,
   shape = tuple(jnp.shape(x))
   expected = tuple(event_shape)
   if len(shape) != len(expected) + 1 or shape[1:] != expected:
-    raise ValueError(f"{name} must have shape (batch, *{expected}); got "
-                     f"{shape}.")
+    raise ValueError(
+      f"{name} must have shape (batch, *{expected}); got {shape}."
+    )
   if check_finite:
     if isinstance(x, jax.core.Tracer):
-      raise ValueError("check_finite needs concrete values; validate the "
-                       "batch outside jit.")
+      raise ValueError(
+        "check_finite needs concrete values; validate the batch outside jit."
+      )
     bad = int(np.size(x) - np.count_nonzero(np.isfinite(np.asarray(x))))
     if bad:
       raise ValueError(f"{name} holds {bad} non-finite values (NaN or inf).")
 
 
-def make_flow(bijector: Bijector, event_shape: Sequence[int], *,
-              base: Optional[distributions.Distribution] = None) -> Flow:
+def make_flow(
+  bijector: Bijector,
+  event_shape: Sequence[int],
+  *,
+  base: Optional[distributions.Distribution] = None,
+) -> Flow:
   """Wraps a data -> latent ``bijector`` and a base density into a ``Flow``.
 
   Args:
@@ -137,18 +149,31 @@ def make_flow(bijector: Bijector, event_shape: Sequence[int], *,
     check_positive_int("n", n)
     example = jax.ShapeDtypeStruct((n,) + event_shape, jnp.float32)
     shapes = jax.eval_shape(
-        lambda p, x, c: bijector.forward_and_log_det(p, x, c)[0],
-        params, example, context)
+      lambda p, x, c: bijector.forward_and_log_det(p, x, c)[0],
+      params,
+      example,
+      context,
+    )
     return decode(params, base.sample(key, shapes, temperature), context)
 
   update_stats = None
   if bijector.update_stats is not None:
+
     def update_stats(params, x, context=None):
       check_data(x, event_shape)
       return bijector.update_stats(params, x, context)
 
-  return Flow(init, log_prob, encode, decode, sample, update_stats,
-              event_shape, bijector, base)
+  return Flow(
+    init,
+    log_prob,
+    encode,
+    decode,
+    sample,
+    update_stats,
+    event_shape,
+    bijector,
+    base,
+  )
 
 
 def _preprocess(kind: str, alpha: float) -> Sequence[Bijector]:
@@ -160,23 +185,32 @@ def _preprocess(kind: str, alpha: float) -> Sequence[Bijector]:
   return ()
 
 
-def _image_shape(event_shape: Sequence[int], levels: int,
-                 squeezes: int, rule: str) -> tuple[int, ...]:
+def _image_shape(
+  event_shape: Sequence[int], levels: int, squeezes: int, rule: str
+) -> tuple[int, ...]:
   check_positive_int("levels", levels)
   shape = tuple(int(d) for d in event_shape)
   if len(shape) != 3 or min(shape) < 1:
-    raise ValueError(f"event_shape must be (height, width, channels); got "
-                     f"{tuple(event_shape)!r}.")
+    raise ValueError(
+      f"event_shape must be (height, width, channels); got "
+      f"{tuple(event_shape)!r}."
+    )
   factor = 2**squeezes
   if shape[0] % factor or shape[1] % factor:
-    raise ValueError(f"height and width must be divisible by {rule} = "
-                     f"{factor} (levels={levels}); got event_shape {shape}.")
+    raise ValueError(
+      f"height and width must be divisible by {rule} = "
+      f"{factor} (levels={levels}); got event_shape {shape}."
+    )
   return shape
 
 
-def nice(event_shape: Sequence[int] = (784,), *, num_couplings: int = 4,
-         hidden_features: Sequence[int] = (1000,) * 5,
-         prior: str = "logistic") -> Flow:
+def nice(
+  event_shape: Sequence[int] = (784,),
+  *,
+  num_couplings: int = 4,
+  hidden_features: Sequence[int] = (1000,) * 5,
+  prior: str = "logistic",
+) -> Flow:
   """NICE (Dinh, Krueger & Bengio 2014) for flattened images or vectors.
 
   Defaults are the paper's MNIST model (§5.1): 4 additive couplings with
@@ -195,23 +229,37 @@ def nice(event_shape: Sequence[int] = (784,), *, num_couplings: int = 4,
   event_shape = tuple(int(d) for d in event_shape)
   size = int(np.prod(event_shape))
   if size % 2:
-    raise ValueError(f"NICE splits the features in halves: the event size "
-                     f"must be even; got event_shape {event_shape} ({size}).")
+    raise ValueError(
+      f"NICE splits the features in halves: the event size "
+      f"must be even; got event_shape {event_shape} ({size})."
+    )
   make_mlp = functools.partial(MLP, hidden_features=tuple(hidden_features))
   layers = [] if len(event_shape) == 1 else [reshape(event_shape, (size,))]
-  layers += [additive_coupling(make_mlp, mask="alternating", parity=i % 2)
-             for i in range(num_couplings)]
+  layers += [
+    additive_coupling(make_mlp, mask="alternating", parity=i % 2)
+    for i in range(num_couplings)
+  ]
   layers.append(scale())
-  base = (distributions.standard_logistic() if prior == "logistic"
-          else distributions.standard_normal())
+  base = (
+    distributions.standard_logistic()
+    if prior == "logistic"
+    else distributions.standard_normal()
+  )
   return make_flow(chain(*layers), event_shape, base=base)
 
 
-def realnvp(event_shape: Sequence[int], *, levels: int = 3,
-            num_blocks: int = 8, features: int = 64,
-            scale_fn: str = "exp_tanh", use_batch_norm: bool = True,
-            use_running_average: bool = False, preprocess: str = "logit",
-            alpha: float = 0.05) -> Flow:
+def realnvp(
+  event_shape: Sequence[int],
+  *,
+  levels: int = 3,
+  num_blocks: int = 8,
+  features: int = 64,
+  scale_fn: str = "exp_tanh",
+  use_batch_norm: bool = True,
+  use_running_average: bool = False,
+  preprocess: str = "logit",
+  alpha: float = 0.05,
+) -> Flow:
   """RealNVP (Dinh, Sohl-Dickstein & Bengio 2017), multi-scale.
 
   Each level but the last: 3 affine couplings with alternating checkerboard
@@ -235,14 +283,14 @@ def realnvp(event_shape: Sequence[int], *, levels: int = 3,
     alpha: logit boundary margin.
   """
   _image_shape(event_shape, levels, levels - 1, "2**(levels - 1)")
-  make_net = functools.partial(ResNet, num_blocks=num_blocks,
-                               features=features)
+  make_net = functools.partial(ResNet, num_blocks=num_blocks, features=features)
 
   def couplings(mask, count):
     layers = []
     for i in range(count):
-      layers.append(affine_coupling(make_net, mask=mask, parity=i % 2,
-                                    scale_fn=scale_fn))
+      layers.append(
+        affine_coupling(make_net, mask=mask, parity=i % 2, scale_fn=scale_fn)
+      )
       if use_batch_norm:
         layers.append(batch_norm(use_running_average=use_running_average))
     return layers
@@ -250,8 +298,9 @@ def realnvp(event_shape: Sequence[int], *, levels: int = 3,
   stages = []
   for level in range(levels):
     if level < levels - 1:
-      stages.append(chain(*couplings("checkerboard", 3), squeeze(),
-                          *couplings("half", 3)))
+      stages.append(
+        chain(*couplings("checkerboard", 3), squeeze(), *couplings("half", 3))
+      )
     else:
       stages.append(chain(*couplings("checkerboard", 4)))
   body = multiscale(stages)
@@ -263,15 +312,24 @@ def _prepend(pre: Sequence[Bijector], body: Bijector) -> Bijector:
   return chain(*pre, body) if pre else body
 
 
-def glow_step(*, hidden_channels: int = 512, coupling: str = "affine",
-              permutation: str = "conv1x1", scale_fn: str = "sigmoid",
-              seed: int = 0) -> Bijector:
+def glow_step(
+  *,
+  hidden_channels: int = 512,
+  coupling: str = "affine",
+  permutation: str = "conv1x1",
+  scale_fn: str = "sigmoid",
+  seed: int = 0,
+) -> Bijector:
   """One step of flow: actnorm -> permutation -> coupling (Glow, Fig. 2a)."""
   check_choice("coupling", coupling, COUPLINGS)
   check_choice("permutation", permutation, PERMUTATIONS)
   check_positive_int("hidden_channels", hidden_channels)
-  permute = {"conv1x1": conv1x1, "conv1x1_lu": conv1x1_lu, "reverse": reverse,
-             "shuffle": functools.partial(shuffle, seed)}[permutation]()
+  permute = {
+    "conv1x1": conv1x1,
+    "conv1x1_lu": conv1x1_lu,
+    "reverse": reverse,
+    "shuffle": functools.partial(shuffle, seed),
+  }[permutation]()
   make_net = functools.partial(GlowConvNet, hidden_channels=hidden_channels)
   if coupling == "affine":
     couple = affine_coupling(make_net, mask="half", scale_fn=scale_fn)
@@ -280,12 +338,20 @@ def glow_step(*, hidden_channels: int = 512, coupling: str = "affine",
   return chain(actnorm(), permute, couple)
 
 
-def glow(event_shape: Sequence[int], *, levels: int = 3,
-         steps_per_level: int = 32, hidden_channels: int = 512,
-         coupling: str = "affine", permutation: str = "conv1x1",
-         scale_fn: str = "sigmoid", split_prior: bool = True,
-         learn_top: bool = True, preprocess: str = "center",
-         remat: bool = False) -> Flow:
+def glow(
+  event_shape: Sequence[int],
+  *,
+  levels: int = 3,
+  steps_per_level: int = 32,
+  hidden_channels: int = 512,
+  coupling: str = "affine",
+  permutation: str = "conv1x1",
+  scale_fn: str = "sigmoid",
+  split_prior: bool = True,
+  learn_top: bool = True,
+  preprocess: str = "center",
+  remat: bool = False,
+) -> Flow:
   """Glow (Kingma & Dhariwal 2018), multi-scale.
 
   Each level: squeeze, ``K`` steps of actnorm -> invertible 1x1 conv ->
@@ -315,8 +381,12 @@ def glow(event_shape: Sequence[int], *, levels: int = 3,
   """
   _image_shape(event_shape, levels, levels, "2**levels")
   check_positive_int("steps_per_level", steps_per_level)
-  step = glow_step(hidden_channels=hidden_channels, coupling=coupling,
-                   permutation=permutation, scale_fn=scale_fn)
+  step = glow_step(
+    hidden_channels=hidden_channels,
+    coupling=coupling,
+    permutation=permutation,
+    scale_fn=scale_fn,
+  )
   stages = []
   for level in range(levels):
     members = [squeeze(), scan(step, steps_per_level, remat=remat)]

@@ -4,16 +4,21 @@ checkpoints and the evaluation tool all go through here)."""
 from __future__ import annotations
 
 import inspect
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from flowjax_gen.models.flows import Flow, glow, nice, realnvp
 
 FLOWS = {"nice": nice, "realnvp": realnvp, "glow": glow}
 
 
-def build_flow(name: str, event_shape: Sequence[int],
-               kwargs: Mapping[str, Any] | None = None, *,
-               evaluation: bool = False) -> Flow:
+def build_flow(
+  name: str,
+  event_shape: Sequence[int],
+  kwargs: Mapping[str, Any] | None = None,
+  *,
+  evaluation: bool = False,
+) -> Flow:
   """``FLOWS[name](event_shape, **kwargs)``.
 
   Args:
@@ -27,12 +32,14 @@ def build_flow(name: str, event_shape: Sequence[int],
     raise ValueError(f"model must be one of {tuple(FLOWS)}; got {name!r}.")
   factory = FLOWS[name]
   kwargs = dict(kwargs or {})
-  allowed = [p for p in inspect.signature(factory).parameters
-             if p != "event_shape"]
+  allowed = [
+    p for p in inspect.signature(factory).parameters if p != "event_shape"
+  ]
   unknown = sorted(set(kwargs) - set(allowed))
   if unknown:
-    raise ValueError(f"model_kwargs {unknown} are not arguments of {name}; "
-                     f"allowed: {allowed}.")
+    raise ValueError(
+      f"model_kwargs {unknown} are not arguments of {name}; allowed: {allowed}."
+    )
   if evaluation and "use_running_average" in allowed:
     kwargs["use_running_average"] = True
   return factory(tuple(event_shape), **kwargs)

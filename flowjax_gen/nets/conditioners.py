@@ -16,7 +16,8 @@ concatenated to the channels of a conv net.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import flax.linen as nn
 import jax
@@ -30,8 +31,9 @@ def with_context(x: jax.Array, context: Optional[jax.Array]) -> jax.Array:
   context = context.reshape(context.shape[0], -1).astype(x.dtype)
   spatial = (1,) * (x.ndim - 2)
   context = jnp.broadcast_to(
-      context.reshape((context.shape[0],) + spatial + (context.shape[-1],)),
-      x.shape[:-1] + (context.shape[-1],))
+    context.reshape((context.shape[0],) + spatial + (context.shape[-1],)),
+    x.shape[:-1] + (context.shape[-1],),
+  )
   return jnp.concatenate([x, context], axis=-1)
 
 
@@ -65,8 +67,9 @@ class ZeroConv(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, context: Optional[jax.Array] = None):
     k = (self.kernel_size, self.kernel_size)
-    h = nn.Conv(self.out_features, k, padding="SAME",
-                kernel_init=nn.initializers.zeros)(with_context(x, context))
+    h = nn.Conv(
+      self.out_features, k, padding="SAME", kernel_init=nn.initializers.zeros
+    )(with_context(x, context))
     logs = self.param("logs", nn.initializers.zeros, (self.out_features,))
     return h * jnp.exp(logs * self.logscale_factor).astype(h.dtype)
 
@@ -119,5 +122,9 @@ class ResNet(nn.Module):
     for _ in range(self.num_blocks):
       h = ResidualBlock(self.features)(h)
     h = nn.relu(h)
-    return nn.Conv(self.out_features, (3, 3), padding="SAME",
-                   kernel_init=nn.initializers.zeros)(h)
+    return nn.Conv(
+      self.out_features,
+      (3, 3),
+      padding="SAME",
+      kernel_init=nn.initializers.zeros,
+    )(h)

@@ -10,34 +10,41 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 import jax
 import numpy as np
 
 from flowjax_gen import objectives
 from flowjax_gen.training.parallel import (
-    batch_sharded,
-    check_batch_size,
-    replicated,
-    shard_batch,
+  batch_sharded,
+  check_batch_size,
+  replicated,
+  shard_batch,
 )
 
 
-def make_per_example_fn(log_prob_fn: Callable, mesh: jax.sharding.Mesh, *,
-                        n_bits: Optional[int],
-                        num_classes: Optional[int]) -> Callable:
+def make_per_example_fn(
+  log_prob_fn: Callable,
+  mesh: jax.sharding.Mesh,
+  *,
+  n_bits: Optional[int],
+  num_classes: Optional[int],
+) -> Callable:
   """Jitted ``(params, batch, key) -> {"bits_per_dim", "nll_nats"}`` per
   example, batch sharded over ``data``, results replicated."""
 
   def per_example(params, batch, key):
-    return objectives.flow_bits_per_dim(log_prob_fn, params, batch, key,
-                                        n_bits=n_bits, num_classes=num_classes)
+    return objectives.flow_bits_per_dim(
+      log_prob_fn, params, batch, key, n_bits=n_bits, num_classes=num_classes
+    )
 
-  return jax.jit(per_example,
-                 in_shardings=(replicated(mesh), batch_sharded(mesh),
-                               replicated(mesh)),
-                 out_shardings=replicated(mesh))
+  return jax.jit(
+    per_example,
+    in_shardings=(replicated(mesh), batch_sharded(mesh), replicated(mesh)),
+    out_shardings=replicated(mesh),
+  )
 
 
 def _process_slice(batch: dict) -> dict:
@@ -46,12 +53,18 @@ def _process_slice(batch: dict) -> dict:
   if count == 1:
     return batch
   size = len(next(iter(batch.values()))) // count
-  return {k: v[index * size:(index + 1) * size] for k, v in batch.items()}
+  return {k: v[index * size : (index + 1) * size] for k, v in batch.items()}
 
 
-def evaluate_split(per_example_fn: Callable, params: Any, source: dict, *,
-                   batch_size: int, mesh: jax.sharding.Mesh,
-                   seed: int = 0) -> dict:
+def evaluate_split(
+  per_example_fn: Callable,
+  params: Any,
+  source: dict,
+  *,
+  batch_size: int,
+  mesh: jax.sharding.Mesh,
+  seed: int = 0,
+) -> dict:
   """Mean bits/dim and nats over every example of ``source``.
 
   Returns:
@@ -73,12 +86,16 @@ def evaluate_split(per_example_fn: Callable, params: Any, source: dict, *,
     batch = shard_batch(_process_slice(batch), mesh)
     key = jax.random.fold_in(jax.random.key(seed), index)
     out = per_example_fn(params, batch, key)
-    for name in results:
-      results[name].append(np.asarray(out[name])[valid])
+    for name, values in results.items():
+      values.append(np.asarray(out[name])[valid])
   elapsed = time.perf_counter() - start
   bpd = np.concatenate(results["bits_per_dim"]).astype(np.float64)
   nats = np.concatenate(results["nll_nats"]).astype(np.float64)
   stderr = float(bpd.std(ddof=1) / math.sqrt(len(bpd))) if len(bpd) > 1 else 0.0
-  return {"bits_per_dim": float(bpd.mean()), "bits_per_dim_stderr": stderr,
-          "nll_nats": float(nats.mean()), "num_examples": int(len(bpd)),
-          "examples_per_s": float(len(bpd) / elapsed)}
+  return {
+    "bits_per_dim": float(bpd.mean()),
+    "bits_per_dim_stderr": stderr,
+    "nll_nats": float(nats.mean()),
+    "num_examples": int(len(bpd)),
+    "examples_per_s": float(len(bpd) / elapsed),
+  }

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
@@ -24,18 +25,18 @@ from flowjax_gen import checkpoint, data, objectives
 from flowjax_gen.models import FLOWS, build_flow
 from flowjax_gen.training import evaluation, reporting
 from flowjax_gen.training.parallel import (
-    data_mesh,
-    data_parallel_init,
-    replicate,
-    shard_batch,
+  data_mesh,
+  data_parallel_init,
+  replicate,
+  shard_batch,
 )
 from flowjax_gen.training.state import (
-    OPTIMIZERS,
-    SCHEDULES,
-    TrainState,
-    create_state,
-    learning_rate_schedule,
-    make_optimizer,
+  OPTIMIZERS,
+  SCHEDULES,
+  TrainState,
+  create_state,
+  learning_rate_schedule,
+  make_optimizer,
 )
 from flowjax_gen.training.step import make_train_step
 
@@ -46,56 +47,88 @@ class NonFiniteLossError(RuntimeError):
 
 def _positive(config: Mapping, name: str, *, allow_zero: bool = False):
   value = config[name]
-  ok = isinstance(value, int) and not isinstance(value, bool) and (
-      value >= 0 if allow_zero else value > 0)
+  ok = (
+    isinstance(value, int)
+    and not isinstance(value, bool)
+    and (value >= 0 if allow_zero else value > 0)
+  )
   if not ok:
     rule = ">= 0" if allow_zero else "> 0"
     raise ValueError(f"config.{name} must be an int {rule}; got {value!r}.")
 
 
-def validate_config(config: Mapping, *, num_devices: Optional[int] = None,
-                    num_processes: Optional[int] = None) -> None:
+def validate_config(
+  config: Mapping,
+  *,
+  num_devices: Optional[int] = None,
+  num_processes: Optional[int] = None,
+) -> None:
   """Checks a training config before any compute; errors name the field.
 
   ``num_devices`` and ``num_processes`` default to the running JAX's.
   """
   if config["model"] not in FLOWS:
-    raise ValueError(f"config.model must be one of {tuple(FLOWS)}; got "
-                     f"{config['model']!r}.")
-  for name in ("batch_size", "eval_batch_size", "init_batch_size",
-               "log_every", "eval_every", "checkpoint_every",
-               "keep_checkpoints", "max_consecutive_skips", "num_samples"):
+    raise ValueError(
+      f"config.model must be one of {tuple(FLOWS)}; got {config['model']!r}."
+    )
+  for name in (
+    "batch_size",
+    "eval_batch_size",
+    "init_batch_size",
+    "log_every",
+    "eval_every",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "max_consecutive_skips",
+    "num_samples",
+  ):
     _positive(config, name)
   _positive(config, "num_steps", allow_zero=True)
   devices = num_devices or jax.device_count()
   processes = num_processes or jax.process_count()
   for name in ("batch_size", "eval_batch_size", "init_batch_size"):
     if config[name] % devices:
-      raise ValueError(f"config.{name} = {config[name]} must be divisible by "
-                       f"the number of devices ({devices}).")
+      raise ValueError(
+        f"config.{name} = {config[name]} must be divisible by "
+        f"the number of devices ({devices})."
+      )
   if config["batch_size"] % processes:
-    raise ValueError(f"config.batch_size = {config['batch_size']} must be "
-                     f"divisible by the number of processes ({processes}).")
+    raise ValueError(
+      f"config.batch_size = {config['batch_size']} must be "
+      f"divisible by the number of processes ({processes})."
+    )
   if config["optimizer"] not in OPTIMIZERS:
-    raise ValueError(f"config.optimizer must be one of {OPTIMIZERS}; got "
-                     f"{config['optimizer']!r}.")
+    raise ValueError(
+      f"config.optimizer must be one of {OPTIMIZERS}; got "
+      f"{config['optimizer']!r}."
+    )
   if config["decay"] not in SCHEDULES:
-    raise ValueError(f"config.decay must be one of {SCHEDULES}; got "
-                     f"{config['decay']!r}.")
+    raise ValueError(
+      f"config.decay must be one of {SCHEDULES}; got {config['decay']!r}."
+    )
   if not (isinstance(config["n_bits"], int) and 0 <= config["n_bits"] <= 8):
-    raise ValueError("config.n_bits must be an int in 0..8 (0: continuous "
-                     f"data); got {config['n_bits']!r}.")
+    raise ValueError(
+      "config.n_bits must be an int in 0..8 (0: continuous "
+      f"data); got {config['n_bits']!r}."
+    )
   if config["dataset"] == "npz" and not os.path.isfile(config["data_path"]):
-    raise ValueError(f"config.data_path: no dataset file at "
-                     f"{config['data_path']!r}.")
+    raise ValueError(
+      f"config.data_path: no dataset file at {config['data_path']!r}."
+    )
   if not 0.0 <= config["ema_decay"] < 1.0:
-    raise ValueError(f"config.ema_decay must be in [0, 1); got "
-                     f"{config['ema_decay']!r}.")
+    raise ValueError(
+      f"config.ema_decay must be in [0, 1); got {config['ema_decay']!r}."
+    )
 
 
 def _load_split(config: Mapping, split: str, limit: int) -> dict:
-  return data.load(config["dataset"], split, path=config["data_path"] or None,
-                   num_examples=limit or None, seed=config["seed"])
+  return data.load(
+    config["dataset"],
+    split,
+    path=config["data_path"] or None,
+    num_examples=limit or None,
+    seed=config["seed"],
+  )
 
 
 class Experiment:
@@ -107,87 +140,127 @@ class Experiment:
     self.workdir = workdir
     self.n_bits = config["n_bits"] or None
     self.num_classes = config["num_classes"] or None
-    self.train_source = _load_split(config, "train",
-                                    config["num_train_examples"])
+    self.train_source = _load_split(
+      config, "train", config["num_train_examples"]
+    )
     self.test_source = _load_split(config, "test", config["num_test_examples"])
     self.event_shape = data.event_shape(self.train_source)
-    self.flow = build_flow(config["model"], self.event_shape,
-                           config["model_kwargs"])
-    self.eval_flow = build_flow(config["model"], self.event_shape,
-                                config["model_kwargs"], evaluation=True)
+    self.flow = build_flow(
+      config["model"], self.event_shape, config["model_kwargs"]
+    )
+    self.eval_flow = build_flow(
+      config["model"], self.event_shape, config["model_kwargs"], evaluation=True
+    )
     self.mesh = data_mesh()
     schedule = learning_rate_schedule(
-        learning_rate=config["learning_rate"],
-        warmup_steps=config["warmup_steps"], num_steps=config["num_steps"],
-        decay=config["decay"])
-    self.optimizer = make_optimizer(name=config["optimizer"],
-                                    schedule=schedule,
-                                    grad_clip_norm=config["grad_clip_norm"])
+      learning_rate=config["learning_rate"],
+      warmup_steps=config["warmup_steps"],
+      num_steps=config["num_steps"],
+      decay=config["decay"],
+    )
+    self.optimizer = make_optimizer(
+      name=config["optimizer"],
+      schedule=schedule,
+      grad_clip_norm=config["grad_clip_norm"],
+    )
     self.iterator = data.BatchIterator(
-        self.train_source, batch_size=config["batch_size"],
-        seed=config["seed"], shuffle=True,
-        process_index=jax.process_index(),
-        process_count=jax.process_count(),
-        random_flip=config["random_flip"])
+      self.train_source,
+      batch_size=config["batch_size"],
+      seed=config["seed"],
+      shuffle=True,
+      process_index=jax.process_index(),
+      process_count=jax.process_count(),
+      random_flip=config["random_flip"],
+    )
     self.evaluate_fn = evaluation.make_per_example_fn(
-        self.eval_flow.log_prob, self.mesh, n_bits=self.n_bits,
-        num_classes=self.num_classes)
+      self.eval_flow.log_prob,
+      self.mesh,
+      n_bits=self.n_bits,
+      num_classes=self.num_classes,
+    )
 
   def inputs(self, batch: dict, key: Optional[jax.Array]):
-    return objectives.flow_inputs(batch, key, n_bits=self.n_bits,
-                                  num_classes=self.num_classes)
+    return objectives.flow_inputs(
+      batch, key, n_bits=self.n_bits, num_classes=self.num_classes
+    )
 
   def init_state(self) -> TrainState:
     """Params from a data-dependent init on one global batch."""
     size = min(self.config["init_batch_size"], len(self.train_source["image"]))
     size -= size % jax.device_count()
     order = np.random.default_rng(self.config["seed"]).permutation(
-        len(self.train_source["image"]))[:size]
+      len(self.train_source["image"])
+    )[:size]
     per_process = size // jax.process_count()
-    mine = order[jax.process_index() * per_process:
-                 (jax.process_index() + 1) * per_process]
-    batch = shard_batch({k: np.asarray(v)[mine]
-                         for k, v in self.train_source.items()
-                         if k in ("image", "label")}, self.mesh)
+    mine = order[
+      jax.process_index() * per_process : (jax.process_index() + 1)
+      * per_process
+    ]
+    batch = shard_batch(
+      {
+        k: np.asarray(v)[mine]
+        for k, v in self.train_source.items()
+        if k in ("image", "label")
+      },
+      self.mesh,
+    )
 
     def init(key, batch):
       x, context = self.inputs(batch, jax.random.fold_in(key, 1))
       return self.flow.init(jax.random.fold_in(key, 0), x, context)
 
     params = data_parallel_init(init, self.mesh)(
-        jax.random.key(self.config["seed"]), batch)
+      jax.random.key(self.config["seed"]), batch
+    )
     return replicate(create_state(params, self.optimizer), self.mesh)
 
   def train_step(self):
     update_stats = None
     if self.flow.update_stats is not None:
+
       def update_stats(params, batch, key):
         x, context = self.inputs(batch, key)
         return self.flow.update_stats(params, x, context)
 
-    objective = objectives.flow_nll(self.flow.log_prob, n_bits=self.n_bits,
-                                    num_classes=self.num_classes)
-    return make_train_step(objective, self.optimizer, self.mesh,
-                           seed=self.config["seed"],
-                           ema_decay=self.config["ema_decay"],
-                           update_stats=update_stats)
+    objective = objectives.flow_nll(
+      self.flow.log_prob, n_bits=self.n_bits, num_classes=self.num_classes
+    )
+    return make_train_step(
+      objective,
+      self.optimizer,
+      self.mesh,
+      seed=self.config["seed"],
+      ema_decay=self.config["ema_decay"],
+      update_stats=update_stats,
+    )
 
   def evaluate(self, params: Any) -> dict:
     return evaluation.evaluate_split(
-        self.evaluate_fn, params, self.test_source,
-        batch_size=self.config["eval_batch_size"], mesh=self.mesh,
-        seed=self.config["seed"])
+      self.evaluate_fn,
+      params,
+      self.test_source,
+      batch_size=self.config["eval_batch_size"],
+      mesh=self.mesh,
+      seed=self.config["seed"],
+    )
 
   def save_samples(self, params: Any, step: int) -> str:
     n = self.config["num_samples"]
     context = None
     if self.num_classes:
-      context = jax.nn.one_hot(jnp.arange(n) % self.num_classes,
-                               self.num_classes)
+      context = jax.nn.one_hot(
+        jnp.arange(n) % self.num_classes, self.num_classes
+      )
     sample = jax.jit(self.eval_flow.sample, static_argnums=2)
-    x = np.asarray(sample(params, jax.random.key(self.config["seed"] + 7), n,
-                          temperature=self.config["temperature"],
-                          context=context))
+    x = np.asarray(
+      sample(
+        params,
+        jax.random.key(self.config["seed"] + 7),
+        n,
+        temperature=self.config["temperature"],
+        context=context,
+      )
+    )
     folder = os.path.join(self.workdir, "samples")
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"step_{step:07d}.png")
@@ -199,8 +272,9 @@ class Experiment:
     return path
 
 
-def train_and_evaluate(config: Mapping, workdir: str, *,
-                       overwrite: bool = False) -> dict:
+def train_and_evaluate(
+  config: Mapping, workdir: str, *, overwrite: bool = False
+) -> dict:
   """Trains (or resumes) a flow as ``config`` says; returns final metrics.
 
   Args:
@@ -228,7 +302,8 @@ def train_and_evaluate(config: Mapping, workdir: str, *,
   run = Experiment(config, workdir)
   writer = reporting.MetricWriter(workdir, enabled=jax.process_index() == 0)
   checkpointer = checkpoint.Checkpointer(
-      workdir, keep=config["keep_checkpoints"], best_metric="bits_per_dim")
+    workdir, keep=config["keep_checkpoints"], best_metric="bits_per_dim"
+  )
   state = run.init_state()
   restored = checkpointer.restore(state)
   if restored is not None:
@@ -237,8 +312,14 @@ def train_and_evaluate(config: Mapping, workdir: str, *,
   start = int(state.step)
   train_step = run.train_step()
   num_steps = config["num_steps"]
-  bar = tqdm(total=num_steps, initial=start, desc="train", unit="step",
-             disable=jax.process_index() != 0, mininterval=1.0)
+  bar = tqdm(
+    total=num_steps,
+    initial=start,
+    desc="train",
+    unit="step",
+    disable=jax.process_index() != 0,
+    mininterval=1.0,
+  )
   last_time, last_step = time.perf_counter(), start
   for step in range(start + 1, num_steps + 1):
     batch = shard_batch(next(run.iterator), run.mesh)
@@ -250,41 +331,49 @@ def train_and_evaluate(config: Mapping, workdir: str, *,
       metrics["steps_per_s"] = (step - last_step) / max(now - last_time, 1e-9)
       last_time, last_step = now, step
       writer.write(step, "train", metrics)
-      bar.set_postfix(loss=f"{metrics['loss']:.3f}",
-                      bpd=f"{metrics['bits_per_dim']:.3f}",
-                      steps_per_s=f"{metrics['steps_per_s']:.2f}")
+      bar.set_postfix(
+        loss=f"{metrics['loss']:.3f}",
+        bpd=f"{metrics['bits_per_dim']:.3f}",
+        steps_per_s=f"{metrics['steps_per_s']:.2f}",
+      )
       if int(state.consecutive_skipped) >= config["max_consecutive_skips"]:
         raise NonFiniteLossError(
-            f"{int(state.consecutive_skipped)} consecutive updates were "
-            f"skipped for non-finite loss or gradients at step {step}; "
-            "lower the learning rate or check the data.")
+          f"{int(state.consecutive_skipped)} consecutive updates were "
+          f"skipped for non-finite loss or gradients at step {step}; "
+          "lower the learning rate or check the data."
+        )
     eval_metrics = None
     if step % config["eval_every"] == 0 and step != num_steps:
       eval_metrics = run.evaluate(state.ema_params)
       writer.write(step, "test", eval_metrics)
-    if step != num_steps and (step % config["checkpoint_every"] == 0
-                              or eval_metrics is not None):
-      checkpointer.save(step, state, {"data": run.iterator.get_state()},
-                        metrics=eval_metrics)
+    if step != num_steps and (
+      step % config["checkpoint_every"] == 0 or eval_metrics is not None
+    ):
+      checkpointer.save(
+        step, state, {"data": run.iterator.get_state()}, metrics=eval_metrics
+      )
   bar.close()
   final = run.evaluate(state.ema_params)
   final["skipped_updates"] = int(state.skipped)
   writer.write(num_steps, "test", final)
   if checkpointer.latest_step() != num_steps:
-    checkpointer.save(num_steps, state, {"data": run.iterator.get_state()},
-                      metrics=final)
+    checkpointer.save(
+      num_steps, state, {"data": run.iterator.get_state()}, metrics=final
+    )
   final["samples"] = run.save_samples(state.ema_params, num_steps)
   checkpointer.close()
   writer.close()
   if jax.process_index() == 0:
-    reporting.save_learning_curves(reporting.read_metrics(workdir),
-                                   os.path.join(workdir, "learning_curves.png"))
+    reporting.save_learning_curves(
+      reporting.read_metrics(workdir),
+      os.path.join(workdir, "learning_curves.png"),
+    )
   return final
 
 
-def load_trained(workdir: str, *, best: bool = False,
-                 overrides: Optional[Mapping] = None
-                 ) -> tuple[Experiment, TrainState, int]:
+def load_trained(
+  workdir: str, *, best: bool = False, overrides: Optional[Mapping] = None
+) -> tuple[Experiment, TrainState, int]:
   """Rebuilds a run from ``workdir/config.json`` and restores its state.
 
   Args:
@@ -298,16 +387,20 @@ def load_trained(workdir: str, *, best: bool = False,
   """
   path = os.path.join(workdir, checkpoint.CONFIG_FILE)
   if not os.path.isfile(path):
-    raise ValueError(f"workdir {workdir!r} holds no {checkpoint.CONFIG_FILE}; "
-                     "is it a training run directory?")
+    raise ValueError(
+      f"workdir {workdir!r} holds no {checkpoint.CONFIG_FILE}; "
+      "is it a training run directory?"
+    )
   with open(path) as f:
     config = json.load(f)
   for name, value in dict(overrides or {}).items():
     if name not in config:
       raise ValueError(f"unknown config field {name!r} in overrides.")
     if name in ("model", "model_kwargs", "n_bits", "num_classes"):
-      raise ValueError(f"config.{name} defines the model and cannot be "
-                       "overridden for evaluation.")
+      raise ValueError(
+        f"config.{name} defines the model and cannot be "
+        "overridden for evaluation."
+      )
     config[name] = value
   validate_config(config)
   experiment = Experiment(config, workdir)

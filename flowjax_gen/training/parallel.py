@@ -26,7 +26,8 @@ batch, so params do not either.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Optional
 
 import jax
 import numpy as np
@@ -35,22 +36,29 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 DATA_AXIS = "data"
 
 
-def data_mesh(devices: Optional[Sequence[jax.Device]] = None, *,
-              axis_type: AxisType = AxisType.Auto) -> Mesh:
+def data_mesh(
+  devices: Optional[Sequence[jax.Device]] = None,
+  *,
+  axis_type: AxisType = AxisType.Auto,
+) -> Mesh:
   """A 1-D mesh named ``data`` over ``devices`` (default: all devices)."""
   devices = list(jax.devices() if devices is None else devices)
   if not devices:
     raise ValueError("devices must hold at least one device.")
-  return jax.make_mesh((len(devices),), (DATA_AXIS,), axis_types=(axis_type,),
-                       devices=devices)
+  return jax.make_mesh(
+    (len(devices),), (DATA_AXIS,), axis_types=(axis_type,), devices=devices
+  )
 
 
 def as_auto(mesh: Mesh) -> Mesh:
   """The same devices and axis names with every axis of type ``Auto``."""
   if all(t == AxisType.Auto for t in mesh.axis_types):
     return mesh
-  return Mesh(mesh.devices, mesh.axis_names,
-              axis_types=(AxisType.Auto,) * len(mesh.axis_names))
+  return Mesh(
+    mesh.devices,
+    mesh.axis_names,
+    axis_types=(AxisType.Auto,) * len(mesh.axis_names),
+  )
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -67,8 +75,10 @@ def check_batch_size(global_batch_size: int, mesh: Mesh) -> None:
   """Raises ``ValueError`` unless the global batch divides over the mesh."""
   devices = mesh.devices.size
   if global_batch_size % devices:
-    raise ValueError(f"global batch size {global_batch_size} must be divisible "
-                     f"by the number of devices ({devices}).")
+    raise ValueError(
+      f"global batch size {global_batch_size} must be divisible "
+      f"by the number of devices ({devices})."
+    )
 
 
 def shard_batch(batch: Any, mesh: Mesh) -> Any:
@@ -85,8 +95,9 @@ def shard_batch(batch: Any, mesh: Mesh) -> Any:
       check_batch_size(np.shape(leaves[0])[0], mesh)
     return jax.device_put(batch, sharding)
   return jax.tree.map(
-      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)),
-      batch)
+    lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)),
+    batch,
+  )
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
@@ -103,8 +114,9 @@ def data_parallel_init(init_fn: Callable[..., Any], mesh: Mesh) -> Callable:
   return jax.jit(init_fn, out_shardings=replicated(mesh))
 
 
-def loss_and_grad_step(objective: Callable[..., tuple[jax.Array, dict]],
-                       mesh: Mesh) -> Callable:
+def loss_and_grad_step(
+  objective: Callable[..., tuple[jax.Array, dict]], mesh: Mesh
+) -> Callable:
   """``(params, batch, key) -> ((loss, metrics), grads)``, one jitted step.
 
   ``objective(params, batch, key) -> (loss, metrics)`` is differentiated
@@ -113,6 +125,7 @@ def loss_and_grad_step(objective: Callable[..., tuple[jax.Array, dict]],
   """
   value_and_grad = jax.value_and_grad(objective, has_aux=True)
   return jax.jit(
-      value_and_grad,
-      in_shardings=(replicated(mesh), batch_sharded(mesh), replicated(mesh)),
-      out_shardings=replicated(mesh))
+    value_and_grad,
+    in_shardings=(replicated(mesh), batch_sharded(mesh), replicated(mesh)),
+    out_shardings=replicated(mesh),
+  )

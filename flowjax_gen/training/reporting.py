@@ -57,21 +57,29 @@ def image_grid(images: np.ndarray, *, columns: Optional[int] = None):
   grid = np.ones((rows * (h + 1) + 1, columns * (w + 1) + 1, c), np.float32)
   for i, image in enumerate(images):
     r, col = divmod(i, columns)
-    grid[1 + r * (h + 1):1 + r * (h + 1) + h,
-         1 + col * (w + 1):1 + col * (w + 1) + w] = image
+    grid[
+      1 + r * (h + 1) : 1 + r * (h + 1) + h,
+      1 + col * (w + 1) : 1 + col * (w + 1) + w,
+    ] = image
   return (grid * 255 + 0.5).astype(np.uint8)
 
 
-def save_image_grid(images: np.ndarray, path: str, *, scale: int = 1,
-                    columns: Optional[int] = None) -> None:
+def save_image_grid(
+  images: np.ndarray,
+  path: str,
+  *,
+  scale: int = 1,
+  columns: Optional[int] = None,
+) -> None:
   """Writes a PNG grid of images in [0, 1] (nearest-neighbour upscaled)."""
   from PIL import Image  # noqa: PLC0415 -- optional at import time
 
   grid = image_grid(images, columns=columns)
   picture = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
   if scale > 1:
-    picture = picture.resize((picture.width * scale, picture.height * scale),
-                             Image.NEAREST)
+    picture = picture.resize(
+      (picture.width * scale, picture.height * scale), Image.NEAREST
+    )
   picture.save(path)
 
 
@@ -89,8 +97,9 @@ def save_scatter(points: np.ndarray, path: str) -> None:
   plt.close(fig)
 
 
-def save_learning_curves(records: list[dict], path: str,
-                         metric: str = "bits_per_dim") -> None:
+def save_learning_curves(
+  records: list[dict], path: str, metric: str = "bits_per_dim"
+) -> None:
   """PNG of ``metric`` against step for the train and test records."""
   import matplotlib  # noqa: PLC0415
 
@@ -99,10 +108,13 @@ def save_learning_curves(records: list[dict], path: str,
 
   fig, ax = plt.subplots(figsize=(6, 4))
   for split in ("train", "test"):
-    points = [(r["step"], r[metric]) for r in records
-              if r.get("split") == split and metric in r]
+    points = [
+      (r["step"], r[metric])
+      for r in records
+      if r.get("split") == split and metric in r
+    ]
     if points:
-      steps, values = zip(*points)
+      steps, values = zip(*points, strict=True)
       ax.plot(steps, values, label=split, marker="." if split == "test" else "")
   ax.set_xlabel("step")
   ax.set_ylabel(metric.replace("_", " "))

@@ -21,16 +21,17 @@ SCHEDULES = ("constant", "cosine")
 class TrainState(NamedTuple):
   """Everything a step reads and writes; saved whole in checkpoints."""
 
-  step: jax.Array               # int32 scalar
+  step: jax.Array  # int32 scalar
   params: Any
   opt_state: Any
-  ema_params: Any               # equals params when EMA is off
-  skipped: jax.Array            # int32: updates skipped for non-finite values
+  ema_params: Any  # equals params when EMA is off
+  skipped: jax.Array  # int32: updates skipped for non-finite values
   consecutive_skipped: jax.Array
 
 
-def learning_rate_schedule(*, learning_rate: float, warmup_steps: int,
-                           num_steps: int, decay: str) -> optax.Schedule:
+def learning_rate_schedule(
+  *, learning_rate: float, warmup_steps: int, num_steps: int, decay: str
+) -> optax.Schedule:
   """Linear warm-up from 0 to ``learning_rate``, then constant or cosine
   decay to 0 at ``num_steps``."""
   if decay not in SCHEDULES:
@@ -40,15 +41,24 @@ def learning_rate_schedule(*, learning_rate: float, warmup_steps: int,
   warmup_steps = max(int(warmup_steps), 0)
   if decay == "cosine":
     return optax.warmup_cosine_decay_schedule(
-        0.0, learning_rate, max(warmup_steps, 1),
-        max(num_steps, warmup_steps + 1), end_value=0.0)
+      0.0,
+      learning_rate,
+      max(warmup_steps, 1),
+      max(num_steps, warmup_steps + 1),
+      end_value=0.0,
+    )
   return optax.join_schedules(
-      [optax.linear_schedule(0.0, learning_rate, max(warmup_steps, 1)),
-       optax.constant_schedule(learning_rate)], [max(warmup_steps, 1)])
+    [
+      optax.linear_schedule(0.0, learning_rate, max(warmup_steps, 1)),
+      optax.constant_schedule(learning_rate),
+    ],
+    [max(warmup_steps, 1)],
+  )
 
 
-def make_optimizer(*, name: str, schedule: optax.Schedule,
-                   grad_clip_norm: float) -> optax.GradientTransformation:
+def make_optimizer(
+  *, name: str, schedule: optax.Schedule, grad_clip_norm: float
+) -> optax.GradientTransformation:
   """Global-norm clipping followed by Adam or Adamax (Glow uses Adamax)."""
   if name not in OPTIMIZERS:
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {name!r}.")
@@ -59,15 +69,21 @@ def make_optimizer(*, name: str, schedule: optax.Schedule,
   return optax.chain(*parts)
 
 
-def create_state(params: Any,
-                 optimizer: optax.GradientTransformation) -> TrainState:
+def create_state(
+  params: Any, optimizer: optax.GradientTransformation
+) -> TrainState:
   """Step 0 state for ``params``."""
+
   # Separate buffers for every field: the step donates the whole state, and
   # XLA refuses to donate one buffer twice.
   def zero():
     return jnp.zeros((), jnp.int32)
 
-  return TrainState(step=zero(), params=params,
-                    opt_state=optimizer.init(params),
-                    ema_params=jax.tree.map(jnp.copy, params), skipped=zero(),
-                    consecutive_skipped=zero())
+  return TrainState(
+    step=zero(),
+    params=params,
+    opt_state=optimizer.init(params),
+    ema_params=jax.tree.map(jnp.copy, params),
+    skipped=zero(),
+    consecutive_skipped=zero(),
+  )

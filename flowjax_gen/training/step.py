@@ -15,7 +15,8 @@ sharded over the ``data`` mesh axis and the state stays replicated.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
@@ -30,10 +31,15 @@ def _all_finite(tree: Any) -> jax.Array:
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
-def make_train_step(objective: Callable, optimizer: optax.GradientTransformation,
-                    mesh: jax.sharding.Mesh, *, seed: int,
-                    ema_decay: float = 0.0,
-                    update_stats: Optional[Callable] = None) -> Callable:
+def make_train_step(
+  objective: Callable,
+  optimizer: optax.GradientTransformation,
+  mesh: jax.sharding.Mesh,
+  *,
+  seed: int,
+  ema_decay: float = 0.0,
+  update_stats: Optional[Callable] = None,
+) -> Callable:
   """Builds ``step(state, batch) -> (state, metrics)``.
 
   Args:
@@ -63,8 +69,9 @@ def make_train_step(objective: Callable, optimizer: optax.GradientTransformation
       # steps at d = 0.999) and evaluates far worse than the params it tracks.
       t = state.step.astype(jnp.float32)
       decay = jnp.minimum(ema_decay, (1.0 + t) / (10.0 + t))
-      ema = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p,
-                         state.ema_params, params)
+      ema = jax.tree.map(
+        lambda e, p: decay * e + (1 - decay) * p, state.ema_params, params
+      )
     else:
       ema = params
 
@@ -73,16 +80,24 @@ def make_train_step(objective: Callable, optimizer: optax.GradientTransformation
 
     skipped = jnp.where(finite, 0, 1).astype(jnp.int32)
     new_state = TrainState(
-        step=state.step + 1,
-        params=keep_if_finite(params, state.params),
-        opt_state=keep_if_finite(opt_state, state.opt_state),
-        ema_params=keep_if_finite(ema, state.ema_params),
-        skipped=state.skipped + skipped,
-        consecutive_skipped=jnp.where(finite, 0,
-                                      state.consecutive_skipped + 1))
-    metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads),
-                   skipped=new_state.skipped)
+      step=state.step + 1,
+      params=keep_if_finite(params, state.params),
+      opt_state=keep_if_finite(opt_state, state.opt_state),
+      ema_params=keep_if_finite(ema, state.ema_params),
+      skipped=state.skipped + skipped,
+      consecutive_skipped=jnp.where(finite, 0, state.consecutive_skipped + 1),
+    )
+    metrics = dict(
+      metrics,
+      loss=loss,
+      grad_norm=optax.tree.norm(grads),
+      skipped=new_state.skipped,
+    )
     return new_state, metrics
 
-  return jax.jit(step, in_shardings=(replicated(mesh), batch_sharded(mesh)),
-                 out_shardings=replicated(mesh), donate_argnums=(0,))
+  return jax.jit(
+    step,
+    in_shardings=(replicated(mesh), batch_sharded(mesh)),
+    out_shardings=replicated(mesh),
+    donate_argnums=(0,),
+  )
