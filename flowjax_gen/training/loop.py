@@ -346,6 +346,7 @@ def train_and_evaluate(
     if step % config["eval_every"] == 0 and step != num_steps:
       eval_metrics = run.evaluate(state.ema_params)
       writer.write(step, "test", eval_metrics)
+      run.save_samples(state.ema_params, step)
     if step != num_steps and (
       step % config["checkpoint_every"] == 0 or eval_metrics is not None
     ):
