@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import configs.glow_digits as glow_digits
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from configs import glow_digits
 
 from flowjax_gen.training import data_mesh, loop, replicate, shard_batch
 from flowjax_gen.training.state import create_state
@@ -50,8 +50,9 @@ def test_non_finite_updates_are_skipped_and_counted():
 
 def test_guard_stops_training_with_a_clear_message(tmp_path, monkeypatch):
   config = glow_digits.get_config("smoke").to_dict()
-  config.update(num_steps=6, max_consecutive_skips=2, eval_every=100,
-                checkpoint_every=100)
+  config.update(
+    num_steps=6, max_consecutive_skips=2, eval_every=100, checkpoint_every=100
+  )
   original = loop.objectives.flow_nll
 
   def poisoned(*args, **kwargs):
