@@ -149,8 +149,10 @@ def perturb(params, key, scale=0.1):
   identities; fixed leaves (LU permutation and signs) are kept, and
   variances are scaled rather than shifted so they stay positive."""
   paths_and_leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+  if not paths_and_leaves:
+    return params
   treedef = jax.tree.structure(params)
-  keys = jax.random.split(key, max(len(paths_and_leaves), 1))
+  keys = jax.random.split(key, len(paths_and_leaves))
   new = []
   for k, (path, leaf) in zip(keys, paths_and_leaves, strict=True):
     names = {getattr(p, "key", None) for p in path}
