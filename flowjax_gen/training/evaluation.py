@@ -20,6 +20,7 @@ from flowjax_gen import objectives
 from flowjax_gen.training.parallel import (
   batch_sharded,
   check_batch_size,
+  process_slice,
   replicated,
   shard_batch,
 )
@@ -45,15 +46,6 @@ def make_per_example_fn(
     in_shardings=(replicated(mesh), batch_sharded(mesh), replicated(mesh)),
     out_shardings=replicated(mesh),
   )
-
-
-def _process_slice(batch: dict) -> dict:
-  """This process's part of a global batch (contiguous, in process order)."""
-  count, index = jax.process_count(), jax.process_index()
-  if count == 1:
-    return batch
-  size = len(next(iter(batch.values()))) // count
-  return {k: v[index * size : (index + 1) * size] for k, v in batch.items()}
 
 
 def evaluate_split(
@@ -83,7 +75,7 @@ def evaluate_split(
     valid = rows < total
     rows = np.where(valid, rows, 0)  # pad with example 0, masked out below
     batch = {k: np.asarray(source[k])[rows] for k in keys}
-    batch = shard_batch(_process_slice(batch), mesh)
+    batch = shard_batch(process_slice(batch), mesh)
     key = jax.random.fold_in(jax.random.key(seed), index)
     out = per_example_fn(params, batch, key)
     for name, values in results.items():

@@ -27,6 +27,7 @@ from flowjax_gen.training import evaluation, reporting
 from flowjax_gen.training.parallel import (
   data_mesh,
   data_parallel_init,
+  process_slice,
   replicate,
   shard_batch,
 )
@@ -191,19 +192,12 @@ class Experiment:
     order = np.random.default_rng(self.config["seed"]).permutation(
       len(self.train_source["image"])
     )[:size]
-    per_process = size // jax.process_count()
-    mine = order[
-      jax.process_index() * per_process : (jax.process_index() + 1)
-      * per_process
-    ]
-    batch = shard_batch(
-      {
-        k: np.asarray(v)[mine]
-        for k, v in self.train_source.items()
-        if k in ("image", "label")
-      },
-      self.mesh,
-    )
+    global_batch = {
+      k: np.asarray(v)[order]
+      for k, v in self.train_source.items()
+      if k in ("image", "label")
+    }
+    batch = shard_batch(process_slice(global_batch), self.mesh)
 
     def init(key, batch):
       x, context = self.inputs(batch, jax.random.fold_in(key, 1))

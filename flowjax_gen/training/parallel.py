@@ -81,6 +81,17 @@ def check_batch_size(global_batch_size: int, mesh: Mesh) -> None:
     )
 
 
+def process_slice(batch: dict) -> dict:
+  """This process's part of a global host batch: the contiguous slice
+  ``[i * B / P, (i + 1) * B / P)`` for process ``i`` of ``P``, the layout
+  ``shard_batch`` assembles back into the global batch."""
+  count, index = jax.process_count(), jax.process_index()
+  if count == 1:
+    return batch
+  size = len(next(iter(batch.values()))) // count
+  return {k: v[index * size : (index + 1) * size] for k, v in batch.items()}
+
+
 def shard_batch(batch: Any, mesh: Mesh) -> Any:
   """Places a host batch on the mesh, split along the batch axis.
 
