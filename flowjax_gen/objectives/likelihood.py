@@ -1,4 +1,4 @@
-"""Objectives: ``(params, batch, key) -> (loss, metrics)``.
+"""Log-likelihood objectives: ``(params, batch, key) -> (loss, metrics)``.
 
 Log-likelihood of discrete images, as the flow papers report it. Pixels
 ``x_int`` in ``{0, ..., 2^n - 1}`` (8-bit data reduced to ``n`` bits by
