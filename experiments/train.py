@@ -41,6 +41,7 @@ def main(argv):
   distributed.initialize()
   import jax  # noqa: PLC0415 -- after the runtime is configured
 
+  from flowjax_gen.training import reporting  # noqa: PLC0415
   from flowjax_gen.training.loop import train_and_evaluate  # noqa: PLC0415
 
   config = _CONFIG.value.to_dict()
@@ -48,12 +49,7 @@ def main(argv):
     config, _WORKDIR.value, overwrite=_OVERWRITE.value
   )
   if jax.process_index() == 0:
-    print(
-      f"test bits/dim: {result['bits_per_dim']:.4f} "
-      f"+/- {result['bits_per_dim_stderr']:.4f} "
-      f"({result['num_examples']} examples, "
-      f"{result['nll_nats']:.2f} nats/example)"
-    )
+    print(f"test: {reporting.result_line(result)}")
     print(f"samples: {result['samples']}")
     print(f"checkpoints: {os.path.join(_WORKDIR.value, 'checkpoints')}")
     with open(os.path.join(_WORKDIR.value, "final_metrics.json"), "w") as f:

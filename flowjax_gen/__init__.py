@@ -2,22 +2,51 @@
 
 Bijectors are pure functions over a params pytree (``flowjax_gen.bijectors``);
 models (``nice``, ``realnvp``, ``glow``) add a base density; objectives report
-negative log-likelihood in nats and bits/dim as the papers do.
+negative log-likelihood in nats and bits/dim as the papers do. Auto-encoders,
+VAEs and GANs (``flowjax_gen.models``) train with the same loop, and
+``sample_quality`` scores samples in a small classifier's feature space.
 """
 
-from flowjax_gen import bijectors, distributions, nets, objectives
-from flowjax_gen.models import Flow, glow, make_flow, nice, realnvp
+from flowjax_gen import (
+  bijectors,
+  distributions,
+  models,
+  nets,
+  objectives,
+  sample_quality,
+)
+from flowjax_gen.models import (
+  GAN,
+  VAE,
+  AutoEncoder,
+  Flow,
+  autoencoder,
+  gan,
+  glow,
+  make_flow,
+  nice,
+  realnvp,
+  vae,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+  "AutoEncoder",
   "Flow",
+  "GAN",
+  "VAE",
+  "autoencoder",
   "bijectors",
   "distributions",
+  "gan",
   "glow",
   "make_flow",
+  "models",
   "nets",
   "nice",
   "objectives",
   "realnvp",
+  "sample_quality",
+  "vae",
 ]

@@ -91,3 +91,36 @@ def diagonal_gaussian_sample(
   """``mean + temperature * exp(log_std) * eps`` with ``eps ~ N(0, I)``."""
   eps = jax.random.normal(key, jnp.shape(mean), jnp.result_type(mean))
   return mean + temperature * jnp.exp(log_std) * eps
+
+
+def discretized_logistic_log_prob(
+  x: jax.Array, mean: jax.Array, log_scale: jax.Array, n_bits: int
+) -> jax.Array:
+  """Elementwise ``log P(x)`` of ``n``-bit integers ``x in {0, ..., K}``.
+
+  With bin centres ``c = 2 x / K - 1`` in ``[-1, 1]``, half-width
+  ``h = 1 / K``, ``s = exp(log_scale)`` and ``a = (c + h - mean) / s``,
+  ``b = (c - h - mean) / s``::
+
+      P(x) = sigmoid(a) - sigmoid(b)      0 < x < K
+      P(0) = sigmoid(a),  P(K) = 1 - sigmoid(b) = sigmoid(-b)
+
+  (the edge bins take the tails, so the ``K + 1`` probabilities sum to 1).
+  The interior uses ``sigmoid(a) - sigmoid(b) = sigmoid(a) sigmoid(-b)
+  (1 - e^(b - a))``, where ``a - b = 2 h / s`` is exact: no cancellation
+  even when both sigmoids are close to 1.
+  """
+  levels = 2**n_bits - 1
+  half_width = 1.0 / levels
+  centre = 2.0 * x / levels - 1.0
+  inv_scale = jnp.exp(-log_scale)
+  upper = (centre + half_width - mean) * inv_scale
+  lower = (centre - half_width - mean) * inv_scale
+  log_cdf_upper = jax.nn.log_sigmoid(upper)
+  log_sf_lower = jax.nn.log_sigmoid(-lower)
+  # log(1 - e^-d) for d = 2 h / s > 0; expm1 keeps it accurate for small d.
+  log_gap = jnp.log(-jnp.expm1(-2.0 * half_width * inv_scale))
+  interior = log_cdf_upper + log_sf_lower + log_gap
+  return jnp.where(
+    x <= 0, log_cdf_upper, jnp.where(x >= levels, log_sf_lower, interior)
+  )

@@ -10,7 +10,7 @@ import sys
 HERE = os.path.dirname(__file__)
 
 
-def test_sharded_step_equals_single_device_step_under_both_mesh_kinds():
+def run_worker(name: str) -> dict:
   env = dict(
     os.environ,
     PYTHONPATH=os.pathsep.join(
@@ -18,7 +18,7 @@ def test_sharded_step_equals_single_device_step_under_both_mesh_kinds():
     ),
   )
   result = subprocess.run(
-    [sys.executable, os.path.join(HERE, "data_parallel_worker.py")],
+    [sys.executable, os.path.join(HERE, name)],
     capture_output=True,
     text=True,
     env=env,
@@ -26,7 +26,11 @@ def test_sharded_step_equals_single_device_step_under_both_mesh_kinds():
     check=False,
   )
   assert result.returncode == 0, result.stderr[-3000:]
-  report = json.loads(result.stdout.strip().splitlines()[-1])
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_sharded_step_equals_single_device_step_under_both_mesh_kinds():
+  report = run_worker("data_parallel_worker.py")
   for kind in ("auto", "explicit"):
     numbers = report[kind]
     # actnorm's data-dependent init saw one global batch either way.
@@ -37,3 +41,16 @@ def test_sharded_step_equals_single_device_step_under_both_mesh_kinds():
       numbers,
     )
     assert numbers["replicated"], (kind, numbers)
+
+
+def test_every_family_trains_the_same_on_four_devices_as_on_one():
+  """Two full steps (optimiser, EMA; a GAN's discriminator then generator
+  update) of the auto-encoder, denoiser, VAE, GAN and classifier."""
+  report = run_worker("family_step_worker.py")
+  assert len(report) == 5
+  for name, numbers in report.items():
+    assert numbers["skipped"] == 0, (name, numbers)
+    for kind in ("auto", "explicit"):
+      assert numbers[kind]["params"] < 1e-5, (name, kind, numbers)
+      assert numbers[kind]["ema"] < 1e-5, (name, kind, numbers)
+      assert numbers[kind]["metrics"] < 1e-4, (name, kind, numbers)

@@ -49,6 +49,7 @@ def run_script(args, *, env=None, timeout=600):
 
 
 def test_every_config_is_listed():
+  families = ("ae", "dae", "vae", "gan", "classifier")
   assert {
     "glow_digits",
     "nice_mnist",
@@ -56,6 +57,7 @@ def test_every_config_is_listed():
     "glow_mnist",
     "realnvp_cifar10",
     "glow_cifar10",
+    *(f"{family}_{data}" for family in families for data in ("mnist", "digits")),
   } <= set(CONFIGS)
 
 
@@ -67,7 +69,12 @@ def test_smoke_variant_trains_on_mock_data(name, tmp_path):
     num_examples=32, policy=tfds.testing.MockPolicy.USE_CODE
   ):
     result = loop.train_and_evaluate(config, str(tmp_path))
-  assert np.isfinite(result["bits_per_dim"])
+  headline = {
+    "autoencoder": "mse",
+    "gan": "discriminator_loss",
+    "classifier": "error",
+  }.get(config["model"], "bits_per_dim")
+  assert np.isfinite(result[headline])
   assert result["num_examples"] == config["num_test_examples"]
   assert os.path.isfile(result["samples"])
   assert os.path.isfile(tmp_path / "learning_curves.png")

@@ -1,4 +1,4 @@
-"""Fields every flow experiment config has, with their defaults."""
+"""Fields every experiment config has, with their defaults."""
 
 from __future__ import annotations
 
@@ -6,10 +6,16 @@ import ml_collections
 
 
 def base_config() -> ml_collections.ConfigDict:
-  """Defaults shared by every flow config; each file overrides what differs.
+  """Defaults shared by every config; each file overrides what differs.
 
   Fields:
-    model / model_kwargs: ``flowjax_gen.models.build_flow`` arguments.
+    model / model_kwargs: a flow (``nice``, ``realnvp``, ``glow``) or
+      ``autoencoder``, ``vae``, ``gan``, ``classifier``, and the keyword
+      arguments of its factory in ``flowjax_gen.models``.
+    objective_kwargs: keyword arguments of the family's training objective
+      (e.g. a VAE's ``beta``, a GAN's ``loss``, a denoiser's ``corruption``).
+    eval_kwargs: keyword arguments of its evaluation (e.g. a VAE's
+      ``num_importance_samples``).
     dataset: ``digits``, a 2-D toy density, ``npz`` (with ``data_path``) or a
       tfds name (``mnist``, ``cifar10``, ...).
     n_bits: pixel depth after reduction (0: continuous data).
@@ -19,6 +25,8 @@ def base_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.model = "glow"
   config.model_kwargs = ml_collections.ConfigDict()
+  config.objective_kwargs = ml_collections.ConfigDict()
+  config.eval_kwargs = ml_collections.ConfigDict()
   config.dataset = "digits"
   config.data_path = ""
   config.num_train_examples = 0  # 0: the whole split
@@ -33,6 +41,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.num_steps = 1000
   config.optimizer = "adam"
   config.learning_rate = 1e-3
+  config.adam_b1 = 0.9
   config.warmup_steps = 100
   config.decay = "cosine"
   config.grad_clip_norm = 50.0

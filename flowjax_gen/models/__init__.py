@@ -1,5 +1,8 @@
-"""Model factories."""
+"""Model factories: flows, auto-encoders, VAEs, GANs and the classifier
+behind the sample-quality metric."""
 
+from flowjax_gen.models.ae import AutoEncoder, autoencoder
+from flowjax_gen.models.classifier import Classifier, classifier
 from flowjax_gen.models.flows import (
   Flow,
   check_data,
@@ -9,16 +12,26 @@ from flowjax_gen.models.flows import (
   nice,
   realnvp,
 )
+from flowjax_gen.models.gan import GAN, gan
 from flowjax_gen.models.registry import FLOWS, build_flow
+from flowjax_gen.models.vae import VAE, vae
 
 __all__ = [
   "FLOWS",
+  "GAN",
+  "VAE",
+  "AutoEncoder",
+  "Classifier",
   "Flow",
+  "autoencoder",
   "build_flow",
   "check_data",
+  "classifier",
+  "gan",
   "glow",
   "glow_step",
   "make_flow",
   "nice",
   "realnvp",
+  "vae",
 ]

@@ -1,4 +1,5 @@
-"""Flax bodies: conditioners (and, later, encoders, decoders, G and D)."""
+"""Flax bodies: coupling conditioners, encoders and decoders (auto-encoders,
+VAEs), DCGAN generator and discriminator."""
 
 from flowjax_gen.nets.conditioners import (
   MLP,
@@ -7,5 +8,21 @@ from flowjax_gen.nets.conditioners import (
   ResNet,
   ZeroConv,
 )
+from flowjax_gen.nets.decoders import ConvDecoder, MLPDecoder
+from flowjax_gen.nets.discriminators import DCGANDiscriminator
+from flowjax_gen.nets.encoders import ConvEncoder, MLPEncoder
+from flowjax_gen.nets.generators import DCGANGenerator
 
-__all__ = ["MLP", "GlowConvNet", "ResNet", "ResidualBlock", "ZeroConv"]
+__all__ = [
+  "MLP",
+  "ConvDecoder",
+  "ConvEncoder",
+  "DCGANDiscriminator",
+  "DCGANGenerator",
+  "GlowConvNet",
+  "MLPDecoder",
+  "MLPEncoder",
+  "ResNet",
+  "ResidualBlock",
+  "ZeroConv",
+]

@@ -7,6 +7,26 @@ pre-processing (dequantisation, binarisation, scaling) so that the same batch
 feeds every model family.
 """
 
+from flowjax_gen.objectives.autoencoder import (
+  CORRUPTIONS,
+  corrupt,
+  psnr,
+  reconstruction_objective,
+  reconstruction_per_example,
+)
+from flowjax_gen.objectives.classification import (
+  classification_objective,
+  classification_per_example,
+)
+from flowjax_gen.objectives.gan import (
+  LOSSES,
+  discriminator_loss,
+  gan_objectives,
+  gan_per_example,
+  generator_loss,
+  gradient_penalty,
+  r1_penalty,
+)
 from flowjax_gen.objectives.likelihood import (
   Objective,
   bits_per_dim,
@@ -19,9 +39,35 @@ from flowjax_gen.objectives.likelihood import (
   num_dims,
   reduce_bits,
 )
+from flowjax_gen.objectives.vae import (
+  elbo,
+  gaussian_kl,
+  iwae_bound,
+  vae_objective,
+  vae_per_example,
+)
 
 __all__ = [
+  "CORRUPTIONS",
+  "LOSSES",
   "Objective",
+  "classification_objective",
+  "classification_per_example",
+  "corrupt",
+  "discriminator_loss",
+  "elbo",
+  "gan_objectives",
+  "gan_per_example",
+  "gaussian_kl",
+  "generator_loss",
+  "gradient_penalty",
+  "iwae_bound",
+  "psnr",
+  "r1_penalty",
+  "reconstruction_objective",
+  "reconstruction_per_example",
+  "vae_objective",
+  "vae_per_example",
   "bits_per_dim",
   "check_n_bits",
   "dequantize",

@@ -1,9 +1,10 @@
-"""Test log-likelihood over a whole split, with its standard error.
+"""Per-example metrics over a whole split, with standard errors.
 
 Every example of the split counts once: the last partial batch is padded to
-the batch size and the padding is masked out, so the figure does not depend
-on the batch size or the device count. Dequantisation noise is drawn from a
-fixed key per batch, so the same checkpoint gives the same number.
+the batch size and the padding is masked out, so the figures do not depend
+on the batch size or the device count. Randomness (dequantisation noise,
+binarisation, importance samples, corruption) is drawn from a fixed key per
+batch, so the same checkpoint gives the same numbers.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any
 
 import jax
 import numpy as np
 
-from flowjax_gen import objectives
 from flowjax_gen.training.parallel import (
   batch_sharded,
   check_batch_size,
@@ -25,22 +25,12 @@ from flowjax_gen.training.parallel import (
   shard_batch,
 )
 
+PerExample = Callable[[Any, dict, jax.Array], dict]
 
-def make_per_example_fn(
-  log_prob_fn: Callable,
-  mesh: jax.sharding.Mesh,
-  *,
-  n_bits: Optional[int],
-  num_classes: Optional[int],
-) -> Callable:
-  """Jitted ``(params, batch, key) -> {"bits_per_dim", "nll_nats"}`` per
-  example, batch sharded over ``data``, results replicated."""
 
-  def per_example(params, batch, key):
-    return objectives.flow_bits_per_dim(
-      log_prob_fn, params, batch, key, n_bits=n_bits, num_classes=num_classes
-    )
-
+def jit_per_example(per_example: PerExample, mesh: jax.sharding.Mesh):
+  """Jits ``per_example(params, batch, key) -> {name: (batch,)}`` with the
+  batch sharded over ``data`` and the results replicated."""
   return jax.jit(
     per_example,
     in_shardings=(replicated(mesh), batch_sharded(mesh), replicated(mesh)),
@@ -57,18 +47,26 @@ def evaluate_split(
   mesh: jax.sharding.Mesh,
   seed: int = 0,
 ) -> dict:
-  """Mean bits/dim and nats over every example of ``source``.
+  """Means of every per-example metric over every example of ``source``.
+
+  Args:
+    per_example_fn: jitted (``jit_per_example``) per-example metrics.
+    params: model params (replicated).
+    source: the split, ``{"image": (N, ...), "label": (N,)}``.
+    batch_size: global evaluation batch.
+    mesh: the data mesh.
+    seed: seed of the per-batch keys.
 
   Returns:
-    ``bits_per_dim`` (mean), ``bits_per_dim_stderr`` (standard error of the
-    mean over examples), ``nll_nats``, ``num_examples``, ``examples_per_s``.
+    for every metric ``m``: ``m`` (mean over examples) and ``m_stderr`` (the
+    standard error of that mean); ``num_examples``, ``examples_per_s``.
   """
   check_batch_size(batch_size, mesh)
   keys = [k for k in ("image", "label") if k in source]
   total = len(source["image"])
   if total == 0:
     raise ValueError("the evaluation split is empty.")
-  results = {"bits_per_dim": [], "nll_nats": []}
+  results: dict[str, list] = {}
   start = time.perf_counter()
   for index, begin in enumerate(range(0, total, batch_size)):
     rows = np.arange(begin, begin + batch_size)
@@ -78,16 +76,18 @@ def evaluate_split(
     batch = shard_batch(process_slice(batch), mesh)
     key = jax.random.fold_in(jax.random.key(seed), index)
     out = per_example_fn(params, batch, key)
-    for name, values in results.items():
-      values.append(np.asarray(out[name])[valid])
+    for name, values in out.items():
+      results.setdefault(name, []).append(np.asarray(values)[valid])
   elapsed = time.perf_counter() - start
-  bpd = np.concatenate(results["bits_per_dim"]).astype(np.float64)
-  nats = np.concatenate(results["nll_nats"]).astype(np.float64)
-  stderr = float(bpd.std(ddof=1) / math.sqrt(len(bpd))) if len(bpd) > 1 else 0.0
-  return {
-    "bits_per_dim": float(bpd.mean()),
-    "bits_per_dim_stderr": stderr,
-    "nll_nats": float(nats.mean()),
-    "num_examples": int(len(bpd)),
-    "examples_per_s": float(len(bpd) / elapsed),
-  }
+  report = {}
+  for name, chunks in results.items():
+    values = np.concatenate(chunks).astype(np.float64)
+    report[name] = float(values.mean())
+    report[f"{name}_stderr"] = (
+      float(values.std(ddof=1) / math.sqrt(len(values)))
+      if len(values) > 1
+      else 0.0
+    )
+  report["num_examples"] = total
+  report["examples_per_s"] = float(total / elapsed)
+  return report

@@ -1,11 +1,13 @@
-"""The training loop for flows: config in, trained checkpoint and report out.
+"""The training loop: config in, trained checkpoint and report out.
 
-``train_and_evaluate(config, workdir)`` trains, evaluates on the test split
-periodically and at the end, writes samples and learning curves, and keeps
-checkpoints. Running it again with the same config and workdir resumes from
-the newest readable checkpoint (params, optimiser, EMA, step -- which is also
-the RNG state -- and the data iterator's position), so a killed run that is
-restarted ends with the same params, bit for bit, as one that never stopped.
+``train_and_evaluate(config, workdir)`` trains any model family (flows,
+auto-encoders, VAEs, GANs, the classifier; see ``tasks``), evaluates on the
+test split periodically and at the end, writes pictures and learning curves,
+and keeps checkpoints. Running it again with the same config and workdir
+resumes from the newest readable checkpoint (params, optimiser, EMA, step --
+which is also the RNG state -- and the data iterator's position), so a killed
+run that is restarted ends with the same params, bit for bit, as one that
+never stopped.
 """
 
 from __future__ import annotations
@@ -17,13 +19,11 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from flowjax_gen import checkpoint, data, objectives
-from flowjax_gen.models import FLOWS, build_flow
-from flowjax_gen.training import evaluation, reporting
+from flowjax_gen import checkpoint, data
+from flowjax_gen.training import evaluation, reporting, tasks
 from flowjax_gen.training.parallel import (
   data_mesh,
   data_parallel_init,
@@ -68,10 +68,7 @@ def validate_config(
 
   ``num_devices`` and ``num_processes`` default to the running JAX's.
   """
-  if config["model"] not in FLOWS:
-    raise ValueError(
-      f"config.model must be one of {tuple(FLOWS)}; got {config['model']!r}."
-    )
+  tasks.family_of(config["model"])
   for name in (
     "batch_size",
     "eval_batch_size",
@@ -116,10 +113,24 @@ def validate_config(
     raise ValueError(
       f"config.data_path: no dataset file at {config['data_path']!r}."
     )
+  if not 0.0 <= config["adam_b1"] < 1.0:
+    raise ValueError(
+      f"config.adam_b1 must be in [0, 1); got {config['adam_b1']!r}."
+    )
   if not 0.0 <= config["ema_decay"] < 1.0:
     raise ValueError(
       f"config.ema_decay must be in [0, 1); got {config['ema_decay']!r}."
     )
+
+
+# Fields added after the first release; runs saved before them read as the
+# defaults, which reproduce what those runs did.
+_LATER_FIELDS = {"objective_kwargs": {}, "eval_kwargs": {}, "adam_b1": 0.9}
+
+
+def with_defaults(config: Mapping) -> dict:
+  """``config`` with every later-added field present."""
+  return {**_LATER_FIELDS, **dict(config)}
 
 
 def _load_split(config: Mapping, split: str, limit: int) -> dict:
@@ -133,25 +144,18 @@ def _load_split(config: Mapping, split: str, limit: int) -> dict:
 
 
 class Experiment:
-  """The pieces of one run (data, model, mesh, optimiser), built from a
+  """The pieces of one run (data, task, mesh, optimiser), built from a
   validated config."""
 
   def __init__(self, config: Mapping, workdir: str):
     self.config = config
     self.workdir = workdir
-    self.n_bits = config["n_bits"] or None
-    self.num_classes = config["num_classes"] or None
     self.train_source = _load_split(
       config, "train", config["num_train_examples"]
     )
     self.test_source = _load_split(config, "test", config["num_test_examples"])
     self.event_shape = data.event_shape(self.train_source)
-    self.flow = build_flow(
-      config["model"], self.event_shape, config["model_kwargs"]
-    )
-    self.eval_flow = build_flow(
-      config["model"], self.event_shape, config["model_kwargs"], evaluation=True
-    )
+    self.task = tasks.build_task(config, self.event_shape)
     self.mesh = data_mesh()
     schedule = learning_rate_schedule(
       learning_rate=config["learning_rate"],
@@ -163,6 +167,7 @@ class Experiment:
       name=config["optimizer"],
       schedule=schedule,
       grad_clip_norm=config["grad_clip_norm"],
+      b1=config["adam_b1"],
     )
     self.iterator = data.BatchIterator(
       self.train_source,
@@ -173,63 +178,49 @@ class Experiment:
       process_count=jax.process_count(),
       random_flip=config["random_flip"],
     )
-    self.evaluate_fn = evaluation.make_per_example_fn(
-      self.eval_flow.log_prob,
-      self.mesh,
-      n_bits=self.n_bits,
-      num_classes=self.num_classes,
+    self.evaluate_fn = evaluation.jit_per_example(
+      self.task.per_example, self.mesh
     )
 
-  def inputs(self, batch: dict, key: Optional[jax.Array]):
-    return objectives.flow_inputs(
-      batch, key, n_bits=self.n_bits, num_classes=self.num_classes
-    )
+  def _global_batch(self, source: dict, size: int, order=None) -> dict:
+    order = np.arange(size) if order is None else order[:size]
+    return {
+      k: np.asarray(v)[order]
+      for k, v in source.items()
+      if k in ("image", "label")
+    }
 
   def init_state(self) -> TrainState:
-    """Params from a data-dependent init on one global batch."""
+    """Params from a (possibly data-dependent) init on one global batch."""
     size = min(self.config["init_batch_size"], len(self.train_source["image"]))
     size -= size % jax.device_count()
     order = np.random.default_rng(self.config["seed"]).permutation(
       len(self.train_source["image"])
-    )[:size]
-    global_batch = {
-      k: np.asarray(v)[order]
-      for k, v in self.train_source.items()
-      if k in ("image", "label")
-    }
+    )
+    global_batch = self._global_batch(self.train_source, size, order)
     batch = shard_batch(process_slice(global_batch), self.mesh)
-
-    def init(key, batch):
-      x, context = self.inputs(batch, jax.random.fold_in(key, 1))
-      return self.flow.init(jax.random.fold_in(key, 0), x, context)
-
-    params = data_parallel_init(init, self.mesh)(
+    params = data_parallel_init(self.task.init, self.mesh)(
       jax.random.key(self.config["seed"]), batch
     )
-    return replicate(create_state(params, self.optimizer), self.mesh)
+    groups = None
+    if isinstance(self.task.objective, Mapping):
+      groups = tuple(self.task.objective)
+    return replicate(
+      create_state(params, self.optimizer, groups=groups), self.mesh
+    )
 
   def train_step(self):
-    update_stats = None
-    if self.flow.update_stats is not None:
-
-      def update_stats(params, batch, key):
-        x, context = self.inputs(batch, key)
-        return self.flow.update_stats(params, x, context)
-
-    objective = objectives.flow_nll(
-      self.flow.log_prob, n_bits=self.n_bits, num_classes=self.num_classes
-    )
     return make_train_step(
-      objective,
+      self.task.objective,
       self.optimizer,
       self.mesh,
       seed=self.config["seed"],
       ema_decay=self.config["ema_decay"],
-      update_stats=update_stats,
+      update_stats=self.task.update_stats,
     )
 
   def evaluate(self, params: Any) -> dict:
-    return evaluation.evaluate_split(
+    result = evaluation.evaluate_split(
       self.evaluate_fn,
       params,
       self.test_source,
@@ -237,30 +228,46 @@ class Experiment:
       mesh=self.mesh,
       seed=self.config["seed"],
     )
+    return {**result, **self.task.summary}
 
-  def save_samples(self, params: Any, step: int) -> str:
-    n = self.config["num_samples"]
-    context = None
-    if self.num_classes:
-      context = jax.nn.one_hot(
-        jnp.arange(n) % self.num_classes, self.num_classes
-      )
-    sample = jax.jit(self.eval_flow.sample, static_argnums=2)
-    x = np.asarray(
-      sample(
-        params,
-        jax.random.key(self.config["seed"] + 7),
-        n,
-        temperature=self.config["temperature"],
-        context=context,
+  def pictures(self, params: Any) -> np.ndarray:
+    """The task's pictures (samples, or reconstructions of the first
+    ``num_samples`` test examples), computed on the host's devices."""
+    n = min(self.config["num_samples"], len(self.test_source["image"]))
+    batch = self._global_batch(self.test_source, n)
+    return np.asarray(
+      jax.jit(self.task.pictures)(
+        params, jax.random.key(self.config["seed"] + 7), batch
       )
     )
+
+  def draw_samples(
+    self, params: Any, n: int, *, temperature: float, seed: int = 0
+  ) -> np.ndarray:
+    """``n`` samples of a generative model, drawn ``eval_batch_size`` at a
+    time (one compilation) with keys ``fold_in(key(seed), chunk)``."""
+    if self.task.sample is None:
+      raise ValueError(
+        f"a {self.task.family} model does not generate samples; only flows, "
+        "VAEs and GANs do."
+      )
+    size = self.config["eval_batch_size"]
+    sample = jax.jit(self.task.sample, static_argnums=(2, 3))
+    chunks = []
+    for index, begin in enumerate(range(0, n, size)):
+      key = jax.random.fold_in(jax.random.key(seed), index)
+      x = sample(params, key, size, float(temperature))
+      chunks.append(np.asarray(x)[: n - begin])
+    return np.concatenate(chunks)
+
+  def save_samples(self, params: Any, step: int) -> str:
+    x = self.pictures(params)
     folder = os.path.join(self.workdir, "samples")
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"step_{step:07d}.png")
     if jax.process_index() == 0:
-      if self.n_bits is None:
-        reporting.save_scatter(x.reshape(n, -1), path)
+      if x.ndim == 2:
+        reporting.save_scatter(x, path)
       else:
         reporting.save_image_grid(x, path, scale=max(1, 64 // x.shape[1]))
     return path
@@ -269,7 +276,7 @@ class Experiment:
 def train_and_evaluate(
   config: Mapping, workdir: str, *, overwrite: bool = False
 ) -> dict:
-  """Trains (or resumes) a flow as ``config`` says; returns final metrics.
+  """Trains (or resumes) a model as ``config`` says; returns final metrics.
 
   Args:
     config: a flat mapping (``ml_collections.ConfigDict.to_dict()``) with
@@ -283,7 +290,7 @@ def train_and_evaluate(
     NonFiniteLossError: ``max_consecutive_skips`` updates in a row were
       skipped for NaN/inf loss or gradients.
   """
-  config = dict(config)
+  config = with_defaults(config)
   validate_config(config)
   if jax.process_index() == 0:
     checkpoint.check_or_write_config(workdir, config, overwrite=overwrite)
@@ -296,7 +303,9 @@ def train_and_evaluate(
   run = Experiment(config, workdir)
   writer = reporting.MetricWriter(workdir, enabled=jax.process_index() == 0)
   checkpointer = checkpoint.Checkpointer(
-    workdir, keep=config["keep_checkpoints"], best_metric="bits_per_dim"
+    workdir,
+    keep=config["keep_checkpoints"],
+    best_metric=run.task.best_metric,
   )
   state = run.init_state()
   restored = checkpointer.restore(state)
@@ -325,10 +334,13 @@ def train_and_evaluate(
       metrics["steps_per_s"] = (step - last_step) / max(now - last_time, 1e-9)
       last_time, last_step = now, step
       writer.write(step, "train", metrics)
+      headline = run.task.headline
       bar.set_postfix(
-        loss=f"{metrics['loss']:.3f}",
-        bpd=f"{metrics['bits_per_dim']:.3f}",
-        steps_per_s=f"{metrics['steps_per_s']:.2f}",
+        {
+          "loss": f"{metrics['loss']:.4g}",
+          headline: f"{metrics.get(headline, float('nan')):.4g}",
+          "steps/s": f"{metrics['steps_per_s']:.2f}",
+        }
       )
       if int(state.consecutive_skipped) >= config["max_consecutive_skips"]:
         raise NonFiniteLossError(
@@ -362,6 +374,7 @@ def train_and_evaluate(
     reporting.save_learning_curves(
       reporting.read_metrics(workdir),
       os.path.join(workdir, "learning_curves.png"),
+      metric=run.task.headline,
     )
   return final
 
@@ -387,7 +400,7 @@ def load_trained(
       "is it a training run directory?"
     )
   with open(path) as f:
-    config = json.load(f)
+    config = with_defaults(json.load(f))
   for name, value in dict(overrides or {}).items():
     if name not in config:
       raise ValueError(f"unknown config field {name!r} in overrides.")
@@ -399,7 +412,9 @@ def load_trained(
     config[name] = value
   validate_config(config)
   experiment = Experiment(config, workdir)
-  checkpointer = checkpoint.Checkpointer(workdir, best_metric="bits_per_dim")
+  checkpointer = checkpoint.Checkpointer(
+    workdir, best_metric=experiment.task.best_metric
+  )
   restored = checkpointer.restore(experiment.init_state(), best=best)
   checkpointer.close()
   if restored is None:

@@ -48,6 +48,24 @@ def read_metrics(workdir: str) -> list[dict]:
     return [json.loads(line) for line in f if line.strip()]
 
 
+def result_line(result: dict) -> str:
+  """Evaluation figures in one line: bits/dim and nats for likelihood
+  models (``6.0069 +/- 0.0477 bits/dim, 266.47 nats/example, 297
+  examples``), else every metric that has a standard error."""
+  count = f"{result['num_examples']} examples"
+  if "bits_per_dim" in result:
+    return (
+      f"{result['bits_per_dim']:.4f} +/- {result['bits_per_dim_stderr']:.4f} "
+      f"bits/dim, {result['nll_nats']:.2f} nats/example, {count}, "
+      f"{result['examples_per_s']:.1f} examples/s"
+    )
+  names = sorted(k[: -len("_stderr")] for k in result if k.endswith("_stderr"))
+  figures = ", ".join(
+    f"{k} {result[k]:.4g} +/- {result[f'{k}_stderr']:.2g}" for k in names
+  )
+  return f"{figures} ({count})"
+
+
 def image_grid(images: np.ndarray, *, columns: Optional[int] = None):
   """Tiles ``(N, H, W, C)`` images in [0, 1] into one uint8 array."""
   images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)

@@ -8,7 +8,8 @@ state is the step counter itself and resuming continues the same stream.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -57,32 +58,57 @@ def learning_rate_schedule(
 
 
 def make_optimizer(
-  *, name: str, schedule: optax.Schedule, grad_clip_norm: float
+  *,
+  name: str,
+  schedule: optax.Schedule,
+  grad_clip_norm: float,
+  b1: float = 0.9,
 ) -> optax.GradientTransformation:
-  """Global-norm clipping followed by Adam or Adamax (Glow uses Adamax)."""
+  """Global-norm clipping followed by Adam or Adamax (Glow uses Adamax).
+
+  ``b1`` is the first-moment decay; DCGAN (Radford et al. 2015) uses 0.5.
+  """
   if name not in OPTIMIZERS:
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {name!r}.")
+  if not 0.0 <= b1 < 1.0:
+    raise ValueError(f"b1 must be in [0, 1); got {b1!r}.")
   base = optax.adam if name == "adam" else optax.adamax
-  parts = [base(schedule)]
+  parts = [base(schedule, b1=b1)]
   if grad_clip_norm and grad_clip_norm > 0:
     parts.insert(0, optax.clip_by_global_norm(grad_clip_norm))
   return optax.chain(*parts)
 
 
 def create_state(
-  params: Any, optimizer: optax.GradientTransformation
+  params: Any,
+  optimizer: optax.GradientTransformation,
+  *,
+  groups: Optional[Sequence[str]] = None,
 ) -> TrainState:
-  """Step 0 state for ``params``."""
+  """Step 0 state for ``params``.
+
+  ``groups``: names of parameter groups trained in turn, each with its own
+  optimiser state (``opt_state[name] = optimizer.init(params[name])``).
+  """
 
   # Separate buffers for every field: the step donates the whole state, and
   # XLA refuses to donate one buffer twice.
   def zero():
     return jnp.zeros((), jnp.int32)
 
+  if groups is None:
+    opt_state = optimizer.init(params)
+  else:
+    missing = sorted(set(groups) - set(params))
+    if missing:
+      raise ValueError(
+        f"groups {missing} are not keys of params ({sorted(params)})."
+      )
+    opt_state = {name: optimizer.init(params[name]) for name in groups}
   return TrainState(
     step=zero(),
     params=params,
-    opt_state=optimizer.init(params),
+    opt_state=opt_state,
     ema_params=jax.tree.map(jnp.copy, params),
     skipped=zero(),
     consecutive_skipped=zero(),

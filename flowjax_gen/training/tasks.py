@@ -1,0 +1,256 @@
+"""What the training loop needs from each model family, built from a config.
+
+The loop is the same for every family (flows, auto-encoders, VAEs, GANs and
+the classifier behind the sample-quality metric); a ``Task`` is the part that
+differs: how params are initialised from a batch, the objective (or, for a
+GAN, one objective per parameter group), the per-example evaluation metrics,
+which of them ranks checkpoints, and the pictures written at every
+evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from flowjax_gen import objectives
+from flowjax_gen.models import FLOWS, build_flow
+from flowjax_gen.models.ae import autoencoder
+from flowjax_gen.models.classifier import classifier
+from flowjax_gen.models.gan import gan
+from flowjax_gen.models.vae import vae
+from flowjax_gen.objectives import autoencoder as ae_objectives
+from flowjax_gen.objectives import classification
+from flowjax_gen.objectives import gan as gan_objectives
+from flowjax_gen.objectives import vae as vae_objectives
+
+FAMILIES = ("flow", "autoencoder", "vae", "gan", "classifier")
+MODELS = (*FLOWS, "autoencoder", "vae", "gan", "classifier")
+
+
+class Task(NamedTuple):
+  """The family-specific half of a training run.
+
+  Attributes:
+    init: ``(key, batch) -> params``; ``batch`` is one global batch as the
+      pipeline yields it (data-dependent init sees all of it).
+    objective: ``(params, batch, key) -> (loss, metrics)``, or a mapping of
+      parameter-group name to objective, trained in turn (a GAN).
+    per_example: ``(params, batch, key) -> {metric: (batch,)}`` for
+      evaluation.
+    pictures: ``(params, key, batch) -> images in [0, 1]`` (NHWC) or 2-D
+      points, written at every evaluation; ``batch`` is a fixed test batch
+      of ``num_samples`` examples (used by reconstructions only).
+    sample: ``(params, key, n, temperature) -> n samples`` for generative
+      families (flows, VAEs, GANs), ``None`` for the others.
+    embed: ``(params, images in [0, 1]) -> features`` for the classifier
+      (the feature space of the sample-quality metric), else ``None``.
+    headline: the metric shown in the progress bar and learning curves.
+    best_metric: the evaluation metric that ranks checkpoints (``None``: no
+      best checkpoint), minimised.
+    update_stats: ``(params, batch, key) -> params`` for running statistics.
+    summary: constant figures reported with every evaluation.
+  """
+
+  family: str
+  init: Callable
+  objective: Any
+  per_example: Callable
+  pictures: Callable
+  headline: str
+  best_metric: Optional[str]
+  update_stats: Optional[Callable] = None
+  summary: Mapping[str, float] = {}
+  sample: Optional[Callable] = None
+  embed: Optional[Callable] = None
+
+
+def _pictures_from(sample: Callable, temperature: float) -> Callable:
+  def pictures(params, key, batch):
+    return sample(params, key, len(batch["image"]), temperature)
+
+  return pictures
+
+
+def family_of(model: str) -> str:
+  """The family of a ``config.model`` name."""
+  if model in FLOWS:
+    return "flow"
+  if model not in MODELS:
+    raise ValueError(f"config.model must be one of {MODELS}; got {model!r}.")
+  return model
+
+
+def _flow_task(config: Mapping, event_shape: Sequence[int]) -> Task:
+  n_bits = config["n_bits"] or None
+  num_classes = config["num_classes"] or None
+  flow = build_flow(config["model"], event_shape, config["model_kwargs"])
+  eval_flow = build_flow(
+    config["model"], event_shape, config["model_kwargs"], evaluation=True
+  )
+
+  def inputs(batch, key):
+    return objectives.flow_inputs(
+      batch, key, n_bits=n_bits, num_classes=num_classes
+    )
+
+  def init(key, batch):
+    x, context = inputs(batch, jax.random.fold_in(key, 1))
+    return flow.init(jax.random.fold_in(key, 0), x, context)
+
+  def per_example(params, batch, key):
+    return objectives.flow_bits_per_dim(
+      eval_flow.log_prob,
+      params,
+      batch,
+      key,
+      n_bits=n_bits,
+      num_classes=num_classes,
+    )
+
+  def sample(params, key, n, temperature):
+    context = None
+    if num_classes:
+      context = jax.nn.one_hot(jnp.arange(n) % num_classes, num_classes)
+    return eval_flow.sample(
+      params, key, n, temperature=temperature, context=context
+    )
+
+  update_stats = None
+  if flow.update_stats is not None:
+
+    def update_stats(params, batch, key):
+      x, context = inputs(batch, key)
+      return flow.update_stats(params, x, context)
+
+  return Task(
+    family="flow",
+    init=init,
+    objective=objectives.flow_nll(
+      flow.log_prob, n_bits=n_bits, num_classes=num_classes
+    ),
+    per_example=per_example,
+    pictures=_pictures_from(sample, config["temperature"]),
+    headline="bits_per_dim",
+    best_metric="bits_per_dim",
+    update_stats=update_stats,
+    sample=sample,
+  )
+
+
+def _autoencoder_task(config: Mapping, event_shape: Sequence[int]) -> Task:
+  model = autoencoder(tuple(event_shape), **config["model_kwargs"])
+  kwargs = dict(config["objective_kwargs"])
+
+  def pictures(params, key, batch):
+    # Rows of clean inputs, (corrupted inputs,) reconstructions.
+    x = ae_objectives.autoencoder_inputs(batch)
+    rows = [x]
+    if kwargs.get("corruption") is not None:
+      x = ae_objectives.corrupt(key, x, **kwargs)
+      rows.append(x)
+    rows.append(model.reconstruct(params, x))
+    return jnp.concatenate(rows, axis=0)
+
+  return Task(
+    family="autoencoder",
+    init=lambda key, batch: model.init(
+      key, ae_objectives.autoencoder_inputs(batch)
+    ),
+    objective=ae_objectives.reconstruction_objective(model, **kwargs),
+    per_example=ae_objectives.reconstruction_per_example(model, **kwargs),
+    pictures=pictures,
+    headline="mse",
+    best_metric="mse",
+    summary={
+      "compression_ratio": model.compression_ratio,
+      "latent_bits": model.latent_bits,
+    },
+  )
+
+
+def _vae_task(config: Mapping, event_shape: Sequence[int]) -> Task:
+  kwargs = dict(config["model_kwargs"])
+  kwargs.setdefault("n_bits", config["n_bits"] or 8)
+  model = vae(tuple(event_shape), **kwargs)
+
+  def init(key, batch):
+    x = model.inputs(batch, jax.random.fold_in(key, 1))
+    return model.init(jax.random.fold_in(key, 0), x)
+
+  def sample(params, key, n, temperature):
+    return model.sample(params, key, n, temperature=temperature)
+
+  return Task(
+    family="vae",
+    init=init,
+    objective=vae_objectives.vae_objective(model, **config["objective_kwargs"]),
+    per_example=vae_objectives.vae_per_example(model, **config["eval_kwargs"]),
+    pictures=_pictures_from(sample, config["temperature"]),
+    headline="bits_per_dim",
+    best_metric="bits_per_dim",
+    sample=sample,
+  )
+
+
+def _gan_task(config: Mapping, event_shape: Sequence[int]) -> Task:
+  model = gan(tuple(event_shape), **config["model_kwargs"])
+  kwargs = dict(config["objective_kwargs"])
+
+  def sample(params, key, n, temperature):
+    return model.sample(params, key, n, temperature=temperature)
+
+  return Task(
+    family="gan",
+    init=lambda key, batch: model.init(key, model.inputs(batch)),
+    objective=gan_objectives.gan_objectives(model, **kwargs),
+    per_example=gan_objectives.gan_per_example(
+      model, loss=kwargs.get("loss", "non_saturating")
+    ),
+    pictures=_pictures_from(sample, config["temperature"]),
+    headline="discriminator_loss",
+    # No likelihood and no loss that tracks sample quality: checkpoints are
+    # kept by recency only; the classifier Fréchet distance ranks models.
+    best_metric=None,
+    sample=sample,
+  )
+
+
+def _classifier_task(config: Mapping, event_shape: Sequence[int]) -> Task:
+  if not config["num_classes"]:
+    raise ValueError(
+      "config.num_classes must be > 0 for a classifier; got "
+      f"{config['num_classes']!r}."
+    )
+  model = classifier(
+    tuple(event_shape),
+    num_classes=config["num_classes"],
+    **config["model_kwargs"],
+  )
+  return Task(
+    family="classifier",
+    init=lambda key, batch: model.init(key, model.inputs(batch)),
+    objective=classification.classification_objective(model),
+    per_example=classification.classification_per_example(model),
+    pictures=lambda params, key, batch: model.inputs(batch),
+    headline="error",
+    best_metric="error",
+    embed=model.features,
+  )
+
+
+_BUILDERS = {
+  "flow": _flow_task,
+  "autoencoder": _autoencoder_task,
+  "vae": _vae_task,
+  "gan": _gan_task,
+  "classifier": _classifier_task,
+}
+
+
+def build_task(config: Mapping, event_shape: Sequence[int]) -> Task:
+  """The ``Task`` for ``config.model`` on examples of ``event_shape``."""
+  return _BUILDERS[family_of(config["model"])](config, event_shape)
