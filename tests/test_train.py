@@ -57,7 +57,9 @@ def test_every_config_is_listed():
     "glow_mnist",
     "realnvp_cifar10",
     "glow_cifar10",
-    *(f"{family}_{data}" for family in families for data in ("mnist", "digits")),
+    *(
+      f"{family}_{data}" for family in families for data in ("mnist", "digits")
+    ),
   } <= set(CONFIGS)
 
 
