@@ -35,6 +35,10 @@ class Task(NamedTuple):
   """The family-specific half of a training run.
 
   Attributes:
+    family: one of ``FAMILIES``.
+    model: the model object (``Flow`` in its evaluation variant,
+      ``AutoEncoder``, ``VAE``, ``GAN``, ``Classifier``), for tools that
+      work on a trained run (evaluation, latent arithmetic).
     init: ``(key, batch) -> params``; ``batch`` is one global batch as the
       pipeline yields it (data-dependent init sees all of it).
     objective: ``(params, batch, key) -> (loss, metrics)``, or a mapping of
@@ -56,6 +60,7 @@ class Task(NamedTuple):
   """
 
   family: str
+  model: Any
   init: Callable
   objective: Any
   per_example: Callable
@@ -128,6 +133,7 @@ def _flow_task(config: Mapping, event_shape: Sequence[int]) -> Task:
 
   return Task(
     family="flow",
+    model=eval_flow,
     init=init,
     objective=objectives.flow_nll(
       flow.log_prob, n_bits=n_bits, num_classes=num_classes
@@ -157,6 +163,7 @@ def _autoencoder_task(config: Mapping, event_shape: Sequence[int]) -> Task:
 
   return Task(
     family="autoencoder",
+    model=model,
     init=lambda key, batch: model.init(
       key, ae_objectives.autoencoder_inputs(batch)
     ),
@@ -186,6 +193,7 @@ def _vae_task(config: Mapping, event_shape: Sequence[int]) -> Task:
 
   return Task(
     family="vae",
+    model=model,
     init=init,
     objective=vae_objectives.vae_objective(model, **config["objective_kwargs"]),
     per_example=vae_objectives.vae_per_example(model, **config["eval_kwargs"]),
@@ -205,6 +213,7 @@ def _gan_task(config: Mapping, event_shape: Sequence[int]) -> Task:
 
   return Task(
     family="gan",
+    model=model,
     init=lambda key, batch: model.init(key, model.inputs(batch)),
     objective=gan_objectives.gan_objectives(model, **kwargs),
     per_example=gan_objectives.gan_per_example(
@@ -232,6 +241,7 @@ def _classifier_task(config: Mapping, event_shape: Sequence[int]) -> Task:
   )
   return Task(
     family="classifier",
+    model=model,
     init=lambda key, batch: model.init(key, model.inputs(batch)),
     objective=classification.classification_objective(model),
     per_example=classification.classification_per_example(model),
