@@ -275,3 +275,26 @@ def test_iterator_errors():
     it.set_state({"epoch": 0, "step_in_epoch": 5, "seed": 0})
   with pytest.raises(ValueError, match="lacks"):
     it.set_state({"epoch": 0})
+
+
+def test_attribute_npz_keeps_the_last_examples_for_test(tmp_path):
+  n = data.sources.ATTRIBUTE_TEST_SIZE * 2 + 50
+  rng = np.random.default_rng(0)
+  path = str(tmp_path / "faces.npz")
+  np.savez(
+    path,
+    images=rng.integers(0, 256, (n, 4, 4, 3), dtype=np.uint8),
+    attributes=rng.integers(0, 2, (n, 3), dtype=np.uint8),
+    attr_names=np.array(["Smiling", "Eyeglasses", "Male"]),
+    image_ids=np.arange(1, n + 1),
+  )
+  train = data.load("npz", "train", path=path)
+  test = data.load("npz", "test", path=path)
+  assert len(train["image"]) == n - data.sources.ATTRIBUTE_TEST_SIZE
+  assert len(test["image"]) == data.sources.ATTRIBUTE_TEST_SIZE
+  np.testing.assert_array_equal(test["id"], np.arange(n - 999, n + 1))
+  assert test["attributes"].dtype == np.int32
+  assert data.attribute_names(path) == ["Smiling", "Eyeglasses", "Male"]
+  np.savez(path, images=np.zeros((10, 4, 4, 3)), attributes=np.zeros((10, 3)))
+  with pytest.raises(ValueError, match="more than twice"):
+    data.load("npz", "train", path=path)

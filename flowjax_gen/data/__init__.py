@@ -7,6 +7,17 @@ the model.
 """
 
 from flowjax_gen.data.pipeline import BatchIterator
-from flowjax_gen.data.sources import event_shape, is_discrete, load
+from flowjax_gen.data.sources import (
+  attribute_names,
+  event_shape,
+  is_discrete,
+  load,
+)
 
-__all__ = ["BatchIterator", "event_shape", "is_discrete", "load"]
+__all__ = [
+  "BatchIterator",
+  "attribute_names",
+  "event_shape",
+  "is_discrete",
+  "load",
+]

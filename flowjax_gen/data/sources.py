@@ -16,7 +16,12 @@ to dequantise. Every source has the splits ``"train"`` and ``"test"`` only.
   checkerboard. Moons use noise 0.05 (FFJORD used 0.1) for sharper arcs.
 * ``"npz"``: a local ``.npz`` at ``path`` with ``x_train``, ``y_train``,
   ``x_test``, ``y_test`` (the Keras MNIST layout); rank-3 images gain a
-  trailing channel axis.
+  trailing channel axis. Or a labelled-attribute file with ``images``,
+  ``attributes`` (0/1 per column), optional ``attr_names`` and
+  ``image_ids`` (a face set such as a CelebA subset): it has no split of
+  its own, so the last ``ATTRIBUTE_TEST_SIZE`` examples are "test" and the
+  rest "train"; the source then holds ``"attributes"`` (int32) and ``"id"``,
+  and ``attribute_names(path)`` gives the column names.
 * any other name: ``tfds.data_source``, which reads prepared ArrayRecord files
   without TensorFlow. The whole split is read into memory, so pass
   ``num_examples`` for large sets (CelebA's train split is about 19 GB).
@@ -36,6 +41,7 @@ TOY_DENSITIES = ("two_moons", "8gaussians", "checkerboard", "pinwheel")
 Source = dict[str, np.ndarray]
 
 _DIGITS_TRAIN = 1500
+ATTRIBUTE_TEST_SIZE = 1000
 _TOY_SIZES = {"train": 10000, "test": 2000}
 
 
@@ -119,6 +125,8 @@ def _npz(path: Optional[str], split: str) -> Source:
     raise ValueError(f"npz file not found: {path}")
   with np.load(path, allow_pickle=False) as arrays:
     present = sorted(arrays.files)
+    if "images" in present and "attributes" in present:
+      return _attribute_npz(path, arrays, split)
     for key in (f"x_{split}", f"y_{split}"):
       if key not in present:
         raise ValueError(f"{path} has no array {key!r}; it has {present}")
@@ -133,6 +141,42 @@ def _npz(path: Optional[str], split: str) -> Source:
   if np.issubdtype(labels.dtype, np.integer):
     labels = labels.astype(np.int32)
   return {"image": images, "label": labels}
+
+
+def _attribute_npz(path: str, arrays, split: str) -> Source:
+  images, attributes = arrays["images"], arrays["attributes"]
+  n = len(images)
+  if len(attributes) != n:
+    raise ValueError(
+      f"{path}: images has {n} examples but attributes has {len(attributes)}"
+    )
+  if n <= 2 * ATTRIBUTE_TEST_SIZE:
+    raise ValueError(
+      f"{path}: {n} examples; the last {ATTRIBUTE_TEST_SIZE} are the test "
+      "split, so there must be more than twice as many"
+    )
+  ids = arrays["image_ids"] if "image_ids" in arrays.files else np.arange(n)
+  rows = slice(None, n - ATTRIBUTE_TEST_SIZE)
+  if split == "test":
+    rows = slice(n - ATTRIBUTE_TEST_SIZE, None)
+  if images.ndim == 3:
+    images = images[..., None]
+  return {
+    "image": images[rows],
+    "attributes": attributes[rows].astype(np.int32),
+    "id": np.asarray(ids)[rows],
+  }
+
+
+def attribute_names(path: str) -> list[str]:
+  """Column names of a labelled-attribute ``.npz`` (``attr_names``, or
+  ``attribute_0``, ... when the file has none)."""
+  with np.load(path, allow_pickle=False) as arrays:
+    if "attributes" not in arrays.files:
+      raise ValueError(f"{path} has no 'attributes' array")
+    if "attr_names" in arrays.files:
+      return [str(name) for name in arrays["attr_names"]]
+    return [f"attribute_{i}" for i in range(arrays["attributes"].shape[1])]
 
 
 def _tfds(
