@@ -163,6 +163,10 @@ def sample_quality_report(experiment, params, classifier_workdir: str):
   samples = experiment.draw_samples(
     params, n, temperature=_TEMPERATURE.value, seed=1
   )
+  # A flow's inverse can overflow for rare latents far out in the tails;
+  # such samples cannot be embedded, so they are dropped and counted.
+  finite = np.all(np.isfinite(samples.reshape(len(samples), -1)), axis=1)
+  samples = samples[finite]
   outside = float(np.mean((samples < 0) | (samples > 1)))
   real = np.asarray(experiment.test_source["image"], np.float32) / 255.0
   train = np.asarray(experiment.train_source["image"][:n], np.float32) / 255
@@ -185,13 +189,16 @@ def sample_quality_report(experiment, params, classifier_workdir: str):
     "num_samples": n,
     "sample_temperature": _TEMPERATURE.value,
     "samples_clipped_fraction": outside,
+    "samples_non_finite": int(np.sum(~finite)),
     "classifier_workdir": os.path.abspath(classifier_workdir),
     "classifier_step": judge_step,
     "classifier_dataset": judge.config["dataset"],
     "sample_quality_definition": (
       "Fréchet distance and KID (x 1) between the model's samples "
-      "(clipped to [0, 1]) and the test images in the penultimate-layer "
-      "features of the library's own classifier trained on the same data; "
+      "(clipped to [0, 1]; samples with a non-finite pixel dropped and "
+      "counted in samples_non_finite) and the test images in the "
+      "penultimate-layer features of the library's own classifier trained "
+      "on the same data; "
       "not Inception FID/KID, comparable only between models scored with "
       "this classifier. train_images_*: the same figures for as many "
       "training images, the floor a perfect model would reach."
@@ -249,7 +256,8 @@ def main(argv):
         f"{result['train_images_frechet_distance']:.3f}), "
         f"KID {result['classifier_kid']:.4f} +/- "
         f"{result['classifier_kid_std']:.4f} over {result['num_samples']} "
-        f"samples at temperature {result['sample_temperature']}"
+        f"samples at temperature {result['sample_temperature']} "
+        f"({result['samples_non_finite']} non-finite samples dropped)"
       )
     output = _OUTPUT.value or os.path.join(_WORKDIR.value, "evaluation.json")
     with open(output, "w") as f:

@@ -8,7 +8,7 @@ import optax
 import pytest
 from configs import glow_digits
 
-from flowjax_gen.training import data_mesh, loop, replicate, shard_batch
+from flowjax_gen.training import data_mesh, loop, replicate, shard_batch, tasks
 from flowjax_gen.training.state import create_state
 from flowjax_gen.training.step import make_train_step
 
@@ -53,7 +53,7 @@ def test_guard_stops_training_with_a_clear_message(tmp_path, monkeypatch):
   config.update(
     num_steps=6, max_consecutive_skips=2, eval_every=100, checkpoint_every=100
   )
-  original = loop.objectives.flow_nll
+  original = tasks.objectives.flow_nll
 
   def poisoned(*args, **kwargs):
     inner = original(*args, **kwargs)
@@ -64,6 +64,6 @@ def test_guard_stops_training_with_a_clear_message(tmp_path, monkeypatch):
 
     return objective
 
-  monkeypatch.setattr(loop.objectives, "flow_nll", poisoned)
+  monkeypatch.setattr(tasks.objectives, "flow_nll", poisoned)
   with pytest.raises(loop.NonFiniteLossError, match="2 consecutive updates"):
     loop.train_and_evaluate(config, str(tmp_path))

@@ -262,6 +262,10 @@ class Experiment:
 
   def save_samples(self, params: Any, step: int) -> str:
     x = self.pictures(params)
+    n = min(self.config["num_samples"], len(self.test_source["image"]))
+    # Reconstructions come as rows of kinds (clean, corrupted, output): one
+    # grid row per kind.
+    columns = n if len(x) > n else None
     folder = os.path.join(self.workdir, "samples")
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"step_{step:07d}.png")
@@ -269,7 +273,9 @@ class Experiment:
       if x.ndim == 2:
         reporting.save_scatter(x, path)
       else:
-        reporting.save_image_grid(x, path, scale=max(1, 64 // x.shape[1]))
+        reporting.save_image_grid(
+          x, path, scale=max(1, 64 // x.shape[1]), columns=columns
+        )
     return path
 
 

@@ -63,6 +63,8 @@ def result_line(result: dict) -> str:
   figures = ", ".join(
     f"{k} {result[k]:.4g} +/- {result[f'{k}_stderr']:.2g}" for k in names
   )
+  if "compression_ratio" in result:
+    figures += f", compression {result['compression_ratio']:.4g}x"
   return f"{figures} ({count})"
 
 
