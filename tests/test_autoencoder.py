@@ -101,6 +101,7 @@ def test_bad_corruptions_raise(corruption, level):
     ae_objectives.check_corruption(corruption, level)
 
 
+@pytest.mark.slow
 def test_denoiser_trained_briefly_beats_its_noisy_input(tmp_path):
   config = importlib.import_module("configs.dae_digits").get_config()
   config.num_steps = 1500

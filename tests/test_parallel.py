@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 HERE = os.path.dirname(__file__)
 
 
@@ -43,6 +45,7 @@ def test_sharded_step_equals_single_device_step_under_both_mesh_kinds():
     assert numbers["replicated"], (kind, numbers)
 
 
+@pytest.mark.slow
 def test_every_family_trains_the_same_on_four_devices_as_on_one():
   """Two full steps (optimiser, EMA; a GAN's discriminator then generator
   update) of the auto-encoder, denoiser, VAE, GAN and classifier."""
