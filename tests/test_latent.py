@@ -6,21 +6,19 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import subprocess
-import sys
 import types
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scripts import ROOT, run_python
 
 from flowjax_gen import data, latent
 from flowjax_gen.models import autoencoder, glow, vae
 from flowjax_gen.objectives import dequantize
 from flowjax_gen.training import loop
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "experiments", "latent_arithmetic.py")
 
 
@@ -343,16 +341,7 @@ def test_mnist_attributes_follow_ink_and_slant():
 
 
 def _run(*args):
-  env = dict(os.environ)
-  env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-  result = subprocess.run(
-    [sys.executable, SCRIPT, *args],
-    capture_output=True,
-    text=True,
-    env=env,
-    timeout=600,
-    check=False,
-  )
+  result = run_python([SCRIPT, *args])
   assert result.returncode == 0, result.stderr[-3000:]
   return result.stdout
 

@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
+from scripts import run_python
 
 HERE = os.path.dirname(__file__)
 
 
 def run_worker(name: str) -> dict:
-  env = dict(
-    os.environ,
-    PYTHONPATH=os.pathsep.join(
-      [os.path.dirname(HERE), os.environ.get("PYTHONPATH", "")]
-    ),
-  )
-  result = subprocess.run(
-    [sys.executable, os.path.join(HERE, name)],
-    capture_output=True,
-    text=True,
-    env=env,
-    timeout=600,
-    check=False,
-  )
+  result = run_python([os.path.join(HERE, name)])
   assert result.returncode == 0, result.stderr[-3000:]
   return json.loads(result.stdout.strip().splitlines()[-1])
 

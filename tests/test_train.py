@@ -17,10 +17,10 @@ import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from scripts import ROOT, run_python
 
 from flowjax_gen.training import loop
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, "experiments", "train.py")
 EVALUATE = os.path.join(ROOT, "experiments", "evaluate.py")
 CONFIGS = sorted(
@@ -33,19 +33,6 @@ CONFIGS = sorted(
 def smoke_config(name: str) -> dict:
   module = importlib.import_module(f"configs.{name}")
   return module.get_config("smoke").to_dict()
-
-
-def run_script(args, *, env=None, timeout=600):
-  env = dict(os.environ if env is None else env)
-  env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-  return subprocess.run(
-    [sys.executable, *args],
-    capture_output=True,
-    text=True,
-    env=env,
-    timeout=timeout,
-    check=False,
-  )
 
 
 def test_every_config_is_listed():
@@ -104,7 +91,7 @@ def test_kill_at_random_step_then_resume_is_bit_identical(tmp_path):
     "--config.checkpoint_every=1",
     "--config.eval_every=1000",
   ]
-  straight = run_script([TRAIN, *flags, f"--workdir={tmp_path / 'straight'}"])
+  straight = run_python([TRAIN, *flags, f"--workdir={tmp_path / 'straight'}"])
   assert straight.returncode == 0, straight.stderr[-3000:]
 
   killed_dir = tmp_path / "killed"
@@ -128,7 +115,7 @@ def test_kill_at_random_step_then_resume_is_bit_identical(tmp_path):
   )
   assert done[-1] < steps, f"killed after the end ({done})"
 
-  resumed = run_script([TRAIN, *flags, f"--workdir={killed_dir}"])
+  resumed = run_python([TRAIN, *flags, f"--workdir={killed_dir}"])
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   step_a, leaves_a = _params_of(str(tmp_path / "straight"))
   step_b, leaves_b = _params_of(str(killed_dir))
@@ -137,7 +124,7 @@ def test_kill_at_random_step_then_resume_is_bit_identical(tmp_path):
   for a, b in zip(leaves_a, leaves_b, strict=True):
     np.testing.assert_array_equal(a, b)
 
-  report = run_script([EVALUATE, f"--workdir={killed_dir}"])
+  report = run_python([EVALUATE, f"--workdir={killed_dir}"])
   assert report.returncode == 0, report.stderr[-3000:]
   evaluation = json.load(open(killed_dir / "evaluation.json"))
   final = json.load(open(killed_dir / "final_metrics.json"))
@@ -157,7 +144,7 @@ def test_two_processes_match_one_process(tmp_path):
     "--config.num_steps=4",
     "--num_cpu_devices=2",
   ]
-  one = run_script(
+  one = run_python(
     [
       TRAIN,
       *common[:-1],
