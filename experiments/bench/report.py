@@ -1,0 +1,127 @@
+"""The benchmark's table, its ratios and the targets they are held to."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Optional
+
+from bench.measure import Result
+
+OURS = "flowjax_gen"
+# Hand-written references, not libraries: compared with, never "peers".
+REFERENCES = ("plain JAX", "plain JAX, GEMM convs")
+
+
+def _fmt(value: Optional[float], spec: str) -> str:
+  return "-" if value is None else format(value, spec)
+
+
+def speedups(results: Sequence[Result]) -> dict[str, float]:
+  """``other median / ours median`` for every other candidate that ran."""
+  ours = next((r for r in results if r.library == OURS and r.step_ms), None)
+  if ours is None:
+    return {}
+  return {
+    r.library: r.median_ms / ours.median_ms
+    for r in results
+    if r.library != OURS and r.step_ms
+  }
+
+
+def table(
+  workload, results: Sequence[Result], attainable: dict[str, float]
+) -> str:
+  """One workload's rows: every figure the benchmark measured."""
+  ratio = speedups(results)
+  header = (
+    f"{'library':<27} {'compile s':>9} {'step ms (min-max)':>22} "
+    f"{'loglik ex/s':>11} {'peak MB':>8} {'GFLOP':>6} {'%mm':>4} "
+    f"{'%conv':>5} {'ours x':>6}"
+  )
+  lines = [f"== {workload.name}: {workload.description}", header]
+  for r in results:
+    if r.error:
+      lines.append(f"{r.library:<27} {r.error}")
+      continue
+    rate = (
+      r.gflops_per_step / (r.median_ms / 1e3)
+      if r.gflops_per_step and r.median_ms
+      else None
+    )
+    spread = f"{r.median_ms:.1f} ({min(r.step_ms):.1f}-{max(r.step_ms):.1f})"
+    lines.append(
+      f"{r.library:<27} {_fmt(r.compile_s, '9.2f')} {spread:>22} "
+      f"{_fmt(r.log_prob_examples_per_s, '11.0f')} "
+      f"{_fmt(r.peak_memory_mb, '8.1f')} "
+      f"{_fmt(r.gflops_per_step, '6.2f')} "
+      f"{_fmt(rate and 100 * rate / attainable['matmul'], '4.0f')} "
+      f"{_fmt(rate and 100 * rate / attainable['conv'], '5.0f')} "
+      f"{_fmt(ratio.get(r.library), '6.2f')}"
+    )
+  return "\n".join(lines)
+
+
+def _fastest(results, keep) -> Optional[Result]:
+  timed = [r for r in results if r.step_ms and keep(r)]
+  return min(timed, key=lambda r: r.median_ms) if timed else None
+
+
+def targets(workload, results: Sequence[Result]) -> list[dict]:
+  """The issue's speed targets for ``workload``, each with its ratio."""
+  ours = _fastest(results, lambda r: r.library == OURS)
+  if ours is None:
+    return []
+
+  def peer(r):
+    return r.library not in (OURS, *REFERENCES)
+
+  checks = []
+
+  def check(name, other, required):
+    if other is None:
+      checks.append(dict(target=name, ratio=None, required=required))
+      return
+    ratio = other.median_ms / ours.median_ms
+    checks.append(
+      dict(
+        target=name,
+        against=other.library,
+        ratio=ratio,
+        required=required,
+        met=ratio >= required,
+      )
+    )
+
+  fastest_peer = _fastest(results, peer)
+  if workload.name == "glow":
+    check("at least as fast as the fastest peer", fastest_peer, 1.0)
+    check(
+      "1.5x the fastest JAX peer",
+      _fastest(results, lambda r: peer(r) and r.framework == "jax"),
+      1.5,
+    )
+    for name in REFERENCES:
+      check(
+        f"no slower than {name}",
+        _fastest(results, lambda r, n=name: r.library == n),
+        1.0,
+      )
+  elif workload.name == "nice":
+    check("at least as fast as the fastest peer", fastest_peer, 1.0)
+  else:
+    check("1.1x the fastest peer", fastest_peer, 1.1)
+  return checks
+
+
+def target_lines(workload_name: str, checks: Sequence[dict]) -> list[str]:
+  lines = []
+  for c in checks:
+    if c["ratio"] is None:
+      lines.append(f"  {workload_name}: {c['target']}: no such peer ran")
+      continue
+    verdict = "met" if c["met"] else "NOT met"
+    lines.append(
+      f"  {workload_name}: {c['target']} ({c['against']}): "
+      f"{c['ratio']:.2f}x, need {c['required']:.2f}x: {verdict}"
+    )
+  return lines
