@@ -123,8 +123,10 @@ def _runners(workload, batch):
 def run_workload(workload, attainable):
   batch = workload.batch()
   runners, skipped = _runners(workload, batch)
-  for _ in range(ROUNDS.value):
-    for runner in runners:
+  for round_index in range(ROUNDS.value):
+    # Each round starts with the next candidate, so none always runs first.
+    shift = round_index % max(len(runners), 1)
+    for runner in runners[shift:] + runners[:shift]:
       if runner.result.error is None:
         try:
           runner.run(STEPS.value)

@@ -159,7 +159,12 @@ def flops_with_loops_unrolled(fn, *args) -> Optional[float]:
 
   jax.lax.scan = unrolled
   try:
-    cost = jax.jit(fn).lower(*args).cost_analysis()
+    # A new function object, so jit traces again rather than reusing the
+    # trace (with its rolled loops) cached for ``fn``.
+    def retraced(*a):
+      return fn(*a)
+
+    cost = jax.jit(retraced).lower(*args).cost_analysis()
   finally:
     jax.lax.scan = scan
   if isinstance(cost, list):  # older JAX: one dict per computation

@@ -11,7 +11,10 @@ def base_config() -> ml_collections.ConfigDict:
   Fields:
     model / model_kwargs: a flow (``nice``, ``realnvp``, ``glow``) or
       ``autoencoder``, ``vae``, ``gan``, ``classifier``, and the keyword
-      arguments of its factory in ``flowjax_gen.models``.
+      arguments of its factory in ``flowjax_gen.models``. A name left out
+      takes the factory's default, so a run recorded before an argument
+      existed rebuilds the same model (e.g. Glow's memory options ``remat``
+      and ``invertible_backprop``, both off unless set here).
     objective_kwargs: keyword arguments of the family's training objective
       (e.g. a VAE's ``beta``, a GAN's ``loss``, a denoiser's ``corruption``).
     eval_kwargs: keyword arguments of its evaluation (e.g. a VAE's

@@ -20,6 +20,7 @@ from flowjax_gen.bijectors.glow import (
   squeeze,
   unsqueeze,
 )
+from flowjax_gen.bijectors.invertible_backprop import invertible_scan
 from flowjax_gen.bijectors.normalization import batch_norm
 from flowjax_gen.bijectors.priors import gaussian_split_prior, learned_prior
 
@@ -34,6 +35,7 @@ __all__ = [
   "conv1x1_lu",
   "gaussian_split_prior",
   "invert",
+  "invertible_scan",
   "learned_prior",
   "logit",
   "multiscale",

@@ -9,8 +9,8 @@ members' log-dets (chain rule for Jacobian determinants).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Optional
+from collections.abc import Callable, Sequence
+from typing import Any, Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +22,7 @@ from flowjax_gen.bijectors.base import (
   check_positive_int,
   zero_log_det,
 )
+from flowjax_gen.bijectors.invertible_backprop import invertible_scan
 
 
 def _has_stats(bijectors: Sequence[Bijector]) -> bool:
@@ -98,7 +99,11 @@ def invert(bijector: Bijector) -> Bijector:
 
 
 def scan(
-  bijector: Bijector, num_steps: int, *, remat: bool = False
+  bijector: Bijector,
+  num_steps: int,
+  *,
+  remat: Union[bool, Callable[..., Any]] = False,
+  invertible_backprop: bool = False,
 ) -> Bijector:
   """``num_steps`` copies of ``bijector`` with stacked params, via ``lax.scan``.
 
@@ -106,18 +111,59 @@ def scan(
   but traced and compiled once, so compile time stays flat in depth. Params
   are the member's params with a leading axis of size ``num_steps``.
 
+  Backprop through ``K = num_steps`` steps normally stores every step's
+  activations: memory O(K). Two alternatives trade compute for memory:
+
+  * ``remat``: each step is wrapped in ``jax.checkpoint``, so the backward
+    pass keeps only the step inputs ``x_k`` (O(K) arrays of the input's
+    size) and recomputes each step's internal activations (one extra forward
+    per step). A ``jax.checkpoint`` policy, e.g.
+    ``jax.checkpoint_policies.dots_with_no_batch_dims_saveable``, chooses
+    which intermediates are still saved.
+  * ``invertible_backprop``: the backward pass rebuilds ``x_k`` from
+    ``x_{k+1}`` with the step's inverse (RevNet / i-RevNet / Glow), so
+    activation memory is O(1) in ``K``; the cost is roughly one extra
+    inverse and one forward recomputation per step, and the gradients are
+    exact up to the float round-off of the reconstruction (see
+    ``invertible_backprop.invertible_scan``). The step must be a true
+    bijection of each example at fixed params: a batch-norm bijector in
+    training mode is not (its forward uses batch statistics, its inverse the
+    running averages; ``update_stats`` itself runs outside this path and is
+    unaffected). Forward-mode autodiff (``jax.jvp``, ``jax.jacfwd``) is not
+    available with it. Applied to both directions: ``inverse`` runs the
+    chain last to first and reconstructs with the step's forward.
+
   Args:
     bijector: the step (e.g. Glow's actnorm -> 1x1 conv -> coupling).
     num_steps: number of steps, >= 1.
-    remat: wrap each step in ``jax.checkpoint`` so backprop recomputes step
-      activations instead of storing them (memory for compute).
+    remat: ``True`` to wrap each step in ``jax.checkpoint``, or a checkpoint
+      policy (a callable passed as ``jax.checkpoint(fn, policy=remat)``).
+    invertible_backprop: reconstruct step inputs in the backward pass
+      instead of storing them. An alternative to ``remat``, not combinable.
   """
   check_positive_int("num_steps", num_steps)
-  if not isinstance(remat, bool):
-    raise ValueError(f"remat must be a bool; got {remat!r}.")
+  if not (isinstance(remat, bool) or callable(remat)):
+    raise ValueError(
+      "remat must be a bool or a jax.checkpoint policy (a callable); got "
+      f"{remat!r}."
+    )
+  if not isinstance(invertible_backprop, bool):
+    raise ValueError(
+      f"invertible_backprop must be a bool; got {invertible_backprop!r}."
+    )
+  if invertible_backprop and remat is not False:
+    raise ValueError(
+      "remat and invertible_backprop are alternative ways to save memory; "
+      f"set one of them, not both (got remat={remat!r}, "
+      "invertible_backprop=True)."
+    )
 
   def maybe_remat(fn):
-    return jax.checkpoint(fn) if remat else fn
+    if remat is False:
+      return fn
+    if remat is True:
+      return jax.checkpoint(fn)
+    return jax.checkpoint(fn, policy=remat)
 
   def init(key, x, context: Context = None):
     def body(x, k):
@@ -136,13 +182,34 @@ def scan(
       return (x, total + log_det), None
 
     start = (x, zero_log_det(x))
-    (x, total), _ = jax.lax.scan(body, start, params, reverse=reverse)
+    (x, total), _ = jax.lax.scan(
+      body, start, params, length=num_steps, reverse=reverse
+    )
     return x, total
 
   def forward(params, x, context: Context = None):
+    if invertible_backprop:
+      return invertible_scan(
+        bijector.forward_and_log_det,
+        bijector.inverse_and_log_det,
+        params,
+        x,
+        context,
+        length=num_steps,
+      )
     return run(bijector.forward_and_log_det, params, x, context, False)
 
   def inverse(params, y, context: Context = None):
+    if invertible_backprop:
+      return invertible_scan(
+        bijector.inverse_and_log_det,
+        bijector.forward_and_log_det,
+        params,
+        y,
+        context,
+        reverse=True,
+        length=num_steps,
+      )
     return run(bijector.inverse_and_log_det, params, y, context, True)
 
   def update_stats(params, x, context: Context = None):

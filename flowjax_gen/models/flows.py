@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -350,7 +350,8 @@ def glow(
   split_prior: bool = True,
   learn_top: bool = True,
   preprocess: str = "center",
-  remat: bool = False,
+  remat: Union[bool, Callable[..., Any]] = False,
+  invertible_backprop: bool = False,
 ) -> Flow:
   """Glow (Kingma & Dhariwal 2018), multi-scale.
 
@@ -377,7 +378,12 @@ def glow(
       standard normal).
     learn_top: learned (class-conditional) top prior (else standard normal).
     preprocess: ``"center"`` (paper), ``"logit"`` or ``"none"``.
-    remat: recompute step activations in the backward pass.
+    remat: recompute step activations in the backward pass (``True`` or a
+      ``jax.checkpoint`` policy); see ``bijectors.scan``.
+    invertible_backprop: rebuild each step's input from its output with the
+      step's inverse in the backward pass, so activation memory does not
+      grow with ``K`` (about one extra inverse and forward per step); an
+      alternative to ``remat``. See ``bijectors.scan``.
   """
   _image_shape(event_shape, levels, levels, "2**levels")
   check_positive_int("steps_per_level", steps_per_level)
@@ -389,7 +395,15 @@ def glow(
   )
   stages = []
   for level in range(levels):
-    members = [squeeze(), scan(step, steps_per_level, remat=remat)]
+    members = [
+      squeeze(),
+      scan(
+        step,
+        steps_per_level,
+        remat=remat,
+        invertible_backprop=invertible_backprop,
+      ),
+    ]
     if level < levels - 1 and split_prior:
       members.append(gaussian_split_prior())
     if level == levels - 1 and learn_top:

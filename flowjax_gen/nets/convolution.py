@@ -86,6 +86,29 @@ def _windows(x: jax.Array, kernel_hw, out_hw, channels: Optional[int]):
   return parts
 
 
+# The positions of a GEMM's rows are split into this many blocks, and the
+# weight broadcast over them: a batched GEMM whose weight gradient is also
+# batched (one block per core) instead of one transposed, tall-skinny
+# contraction over every position, which XLA's CPU runtime runs 1.5-6x
+# slower (measured inside a scan over Glow's steps). Same products and sums.
+_ROW_BLOCKS = 2
+
+
+def _gemm(x: jax.Array, weight: jax.Array, precision) -> jax.Array:
+  """``x @ weight`` over the last axis of ``x`` (module docstring)."""
+  rows = x.size // x.shape[-1]
+  if rows % _ROW_BLOCKS:
+    return jnp.einsum("...k,kd->...d", x, weight, precision=precision)
+  blocks = x.reshape(_ROW_BLOCKS, rows // _ROW_BLOCKS, x.shape[-1])
+  y = jnp.einsum(
+    "bqk,bkd->bqd",
+    blocks,
+    jnp.broadcast_to(weight, (_ROW_BLOCKS, *weight.shape)),
+    precision=precision,
+  )
+  return y.reshape(x.shape[:-1] + (weight.shape[-1],))
+
+
 def conv_as_matmul(  # noqa: PLR0917 -- lax.conv_general_dilated's signature
   lhs: jax.Array,
   rhs: jax.Array,
@@ -129,7 +152,7 @@ def conv_as_matmul(  # noqa: PLR0917 -- lax.conv_general_dilated's signature
     )
   kh, kw, c_in, c_out = rhs.shape
   if (kh, kw) == (1, 1) and pads == [(0, 0), (0, 0)]:
-    return jnp.einsum("nhwc,cd->nhwd", lhs, rhs[0, 0], precision=precision)
+    return _gemm(lhs, rhs[0, 0], precision)
   (top, bottom), (left, right) = pads
   out_hw = (
     lhs.shape[1] + top + bottom - kh + 1,
@@ -140,17 +163,9 @@ def conv_as_matmul(  # noqa: PLR0917 -- lax.conv_general_dilated's signature
     patches = jnp.concatenate(
       _windows(jnp.pad(lhs, spatial_pad), (kh, kw), out_hw, None), axis=-1
     )
-    return jnp.einsum(
-      "nhwp,pd->nhwd",
-      patches,
-      rhs.reshape(kh * kw * c_in, c_out),
-      precision=precision,
-    )
-  taps = jnp.einsum(
-    "nhwc,cq->nhwq",
-    lhs,
-    rhs.transpose(2, 0, 1, 3).reshape(c_in, kh * kw * c_out),
-    precision=precision,
+    return _gemm(patches, rhs.reshape(kh * kw * c_in, c_out), precision)
+  taps = _gemm(
+    lhs, rhs.transpose(2, 0, 1, 3).reshape(c_in, kh * kw * c_out), precision
   )
   windows = _windows(jnp.pad(taps, spatial_pad), (kh, kw), out_hw, c_out)
   return sum(windows[1:], windows[0])
