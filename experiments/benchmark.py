@@ -55,8 +55,23 @@ REPEATS = flags.DEFINE_integer(
 DEPTH = flags.DEFINE_bool(
   "depth_checks", True, "compile time and memory of Glow at K=8 vs K=32"
 )
+KEEP_FREED_MEMORY = flags.DEFINE_bool(
+  "keep_freed_memory",
+  True,
+  "on Linux, re-run the benchmark under GLIBC_TUNABLES that keep freed "
+  "memory mapped (and on transparent huge pages) instead of returning it to "
+  "the OS, for every candidate alike (docs/performance.md: first-touch page "
+  "faults); ignored when GLIBC_TUNABLES is already set.",
+)
 OUTPUT = flags.DEFINE_string(
   "output", "benchmark.json", "where the JSON report is written"
+)
+
+# glibc returns large freed blocks to the OS, so every step's fresh buffers
+# are page-faulted in again; these keep them (docs/performance.md).
+MALLOC_TUNABLES = (
+  "glibc.malloc.hugetlb=1:glibc.malloc.trim_threshold=4000000000:"
+  "glibc.malloc.mmap_threshold=4000000000"
 )
 
 PEER_MODULES = {
@@ -213,8 +228,20 @@ def _versions() -> dict:
   return versions
 
 
+def _keep_freed_memory() -> None:
+  """Re-executes this script with ``MALLOC_TUNABLES`` (see the flag)."""
+  if (
+    KEEP_FREED_MEMORY.value
+    and sys.platform.startswith("linux")
+    and "GLIBC_TUNABLES" not in os.environ
+  ):
+    env = dict(os.environ, GLIBC_TUNABLES=MALLOC_TUNABLES)
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+
 def main(argv):
   del argv
+  _keep_freed_memory()
   unknown = [w for w in WORKLOADS.value if w not in KNOWN]
   if unknown:
     raise app.UsageError(
@@ -228,6 +255,9 @@ def main(argv):
     torch.set_num_threads(os.cpu_count() or 1)
   except ImportError:
     pass
+  print(
+    f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(glibc defaults)')}"
+  )
   attainable = measure.attainable_gflops()
   print(
     f"attainable on this machine: matmul {attainable['matmul']:.1f} GFLOP/s,"
@@ -241,6 +271,7 @@ def main(argv):
     command=" ".join([os.path.basename(sys.executable), *sys.argv]),
     versions=_versions(),
     cpu_count=os.cpu_count(),
+    glibc_tunables=os.environ.get("GLIBC_TUNABLES"),
     attainable_gflops=attainable,
     workloads={},
   )

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -149,7 +150,8 @@ def flops_with_loops_unrolled(fn, *args) -> Optional[float]:
 
   XLA counts a loop body once, whatever its trip count, so the program is
   lowered (not compiled) once more with every ``lax.scan`` unrolled; that
-  program does the same arithmetic as the compiled one.
+  program does the same arithmetic as the compiled one. Libraries that
+  imported ``scan`` by name (``from jax.lax import scan``) are patched too.
   """
   scan = jax.lax.scan
 
@@ -157,7 +159,14 @@ def flops_with_loops_unrolled(fn, *args) -> Optional[float]:
     k["unroll"] = True
     return scan(*a, **k)
 
-  jax.lax.scan = unrolled
+  patched = [
+    (module, name)
+    for module in list(sys.modules.values())
+    for name, value in list(getattr(module, "__dict__", {}).items())
+    if value is scan
+  ]
+  for module, name in patched:
+    setattr(module, name, unrolled)
   try:
     # A new function object, so jit traces again rather than reusing the
     # trace (with its rolled loops) cached for ``fn``.
@@ -166,7 +175,8 @@ def flops_with_loops_unrolled(fn, *args) -> Optional[float]:
 
     cost = jax.jit(retraced).lower(*args).cost_analysis()
   finally:
-    jax.lax.scan = scan
+    for module, name in patched:
+      setattr(module, name, scan)
   if isinstance(cost, list):  # older JAX: one dict per computation
     cost = cost[0]
   return float(cost["flops"]) if cost and cost.get("flops") else None

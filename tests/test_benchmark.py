@@ -1,0 +1,100 @@
+"""experiments/benchmark.py: what it counts and how it judges the targets.
+
+Timings are never asserted: the script's run here only has to produce every
+field of its report for the one workload without peers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import pytest
+from bench import measure, report
+from bench.workloads import GLOW, WORKLOADS
+from scripts import ROOT, run_python
+
+
+def test_flops_count_every_step_of_a_scan():
+  steps, m, k = 4, 32, 64
+
+  def f(weights, x):
+    return jax.lax.scan(lambda h, w: (jnp.tanh(h @ w), None), x, weights)[0]
+
+  weights, x = jnp.ones((steps, k, k)), jnp.ones((m, k))
+  flops = measure.flops_with_loops_unrolled(f, weights, x)
+  matmuls = steps * 2 * m * k * k
+  # XLA counts a rolled loop's body once; unrolled, every step counts.
+  assert matmuls <= flops <= 1.1 * matmuls
+  rolled = jax.jit(f).lower(weights, x).compile().cost_analysis()
+  rolled = rolled[0] if isinstance(rolled, list) else rolled
+  assert rolled["flops"] < flops / 2
+
+
+def _result(library, median_ms, framework="jax"):
+  return measure.Result(GLOW.name, library, framework, step_ms=[median_ms] * 3)
+
+
+def test_targets_compare_medians_against_the_right_candidates():
+  results = [
+    _result("flowjax_gen", 100.0),
+    _result("plain JAX", 200.0),
+    _result("plain JAX, GEMM convs", 97.0),
+    _result("TFP-JAX", 140.0),
+    _result("normflows (channels_last)", 95.0, "torch"),
+    measure.Result(GLOW.name, "distrax", "-", error="cannot express it"),
+  ]
+  assert report.speedups(results)["TFP-JAX"] == pytest.approx(1.4)
+  checks = {c["target"]: c for c in report.targets(GLOW, results)}
+  fastest = checks["at least as fast as the fastest peer"]
+  assert fastest["against"] == "normflows (channels_last)"
+  assert not fastest["met"]  # 0.95x
+  jax_peer = checks["1.5x the fastest JAX peer"]
+  assert jax_peer["against"] == "TFP-JAX" and not jax_peer["met"]  # 1.4x
+  assert checks["no slower than plain JAX"]["met"]
+  overhead = next(c for name, c in checks.items() if "costs nothing" in name)
+  assert overhead["met"]  # 0.97x: within the noise allowed between equals
+  lines = report.target_lines(GLOW.name, list(checks.values()))
+  assert any("NOT met" in line for line in lines)
+
+
+def test_every_workload_has_its_own_batch():
+  for workload in WORKLOADS.values():
+    batch = workload.batch()
+    assert batch.shape == workload.batch_shape and batch.dtype == "float32"
+    if workload.data == "image":
+      assert 0.0 <= batch.min() and batch.max() < 1.0
+
+
+@pytest.mark.slow
+def test_script_reports_one_workload_without_peers(tmp_path):
+  output = tmp_path / "benchmark.json"
+  run = run_python(
+    [
+      os.path.join(ROOT, "experiments", "benchmark.py"),
+      "--workloads=tabular_d8",
+      "--peers=",
+      "--rounds=2",
+      "--steps_per_round=5",
+      "--throughput_repeats=2",
+      "--nodepth_checks",
+      "--nokeep_freed_memory",
+      f"--output={output}",
+    ]
+  )
+  assert run.returncode == 0, run.stderr[-3000:]
+  assert "== tabular_d8" in run.stdout and "attainable" in run.stdout
+  report_json = json.load(open(output))
+  (ours,) = report_json["workloads"]["tabular_d8"]["results"]
+  assert ours["library"] == "flowjax_gen" and ours["steps_timed"] == 10
+  # 8 couplings of 4 -> 256 -> 256 -> 8 MLPs on 512 rows, forward and back.
+  assert 1.6 < ours["gflops_per_step"] < 1.8
+  assert ours["peak_memory_mb"] > 0 and ours["log_prob_examples_per_s"] > 0
+  assert report_json["attainable_gflops"]["matmul"] > 0
+
+  bad = run_python(
+    [os.path.join(ROOT, "experiments", "benchmark.py"), "--peers=pyro"]
+  )
+  assert bad.returncode != 0 and "unknown peer" in bad.stderr
