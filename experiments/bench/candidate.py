@@ -13,6 +13,12 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+import optax
+
+from bench.workloads import LEARNING_RATE
+
 
 @dataclasses.dataclass
 class JaxCandidate:
@@ -57,3 +63,42 @@ class TorchCandidate:
 class Unsupported(Exception):
   """Raised by a candidate factory when a library cannot express a workload
   (the reason becomes the table entry)."""
+
+
+def adam_candidate(
+  library: str,
+  init_params: Callable[[], Any],
+  log_prob_fn: Callable[[Any, Any], Any],
+  note: str = "",
+) -> JaxCandidate:
+  """The benchmark's shared step around any JAX model.
+
+  Args:
+    library: the candidate's name in the table.
+    init_params: ``() -> params``, a pytree of arrays.
+    log_prob_fn: ``(params, batch) -> (batch,)`` log-likelihoods.
+    note: how the model is written, for the table.
+
+  Returns:
+    A candidate whose state is ``(params, Adam state)`` and whose step is
+    ``loss = -mean log p(x)`` followed by one Adam update (``workloads``).
+  """
+  optimizer = optax.adam(LEARNING_RATE)
+
+  def loss_fn(params, batch):
+    return -jnp.mean(log_prob_fn(params, batch))
+
+  def init():
+    params = init_params()
+    return params, optimizer.init(params)
+
+  def train_step(state, batch):
+    params, opt_state = state
+    loss, grads = jax.value_and_grad(loss_fn)(params, batch)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), opt_state), loss
+
+  def log_prob(state, batch):
+    return log_prob_fn(state[0], batch)
+
+  return JaxCandidate(library, init, train_step, log_prob, note)

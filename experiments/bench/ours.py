@@ -11,10 +11,9 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import optax
 
-from bench.candidate import JaxCandidate
-from bench.workloads import LEARNING_RATE, Workload
+from bench.candidate import JaxCandidate, adam_candidate
+from bench.workloads import Workload
 from flowjax_gen import distributions
 from flowjax_gen.bijectors import affine_coupling, chain
 from flowjax_gen.models import flows
@@ -22,26 +21,13 @@ from flowjax_gen.nets.conditioners import MLP
 
 
 def _candidate(flow, workload: Workload, note: str, seed: int = 0):
-  optimizer = optax.adam(LEARNING_RATE)
   example = jnp.asarray(workload.batch())
-
-  def init():
-    params = flow.init(jax.random.key(seed), example)
-    return params, optimizer.init(params)
-
-  def loss_fn(params, batch):
-    return -jnp.mean(flow.log_prob(params, batch))
-
-  def train_step(state, batch):
-    params, opt_state = state
-    loss, grads = jax.value_and_grad(loss_fn)(params, batch)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return (optax.apply_updates(params, updates), opt_state), loss
-
-  def log_prob(state, batch):
-    return flow.log_prob(state[0], batch)
-
-  return JaxCandidate("flowjax_gen", init, train_step, log_prob, note)
+  return adam_candidate(
+    "flowjax_gen",
+    lambda: flow.init(jax.random.key(seed), example),
+    flow.log_prob,
+    note,
+  )
 
 
 def glow_flow(workload: Workload, **overrides) -> flows.Flow:

@@ -31,10 +31,10 @@ import distrax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 
-from bench.candidate import JaxCandidate, Unsupported
-from bench.workloads import LEARNING_RATE, Workload
+from bench.candidate import JaxCandidate, Unsupported, adam_candidate
+from bench.nets import ZeroInitMLP
+from bench.workloads import Workload
 
 _SEED = 0
 
@@ -90,57 +90,14 @@ def candidate(workload: Workload) -> JaxCandidate:
 
 
 def _candidate(model: nn.Module, workload: Workload, note: str):
-  """Wraps a flax module returning ``log p(x)`` in the training step.
-
-  Args:
-    model: a flax module whose ``__call__(x)`` returns ``(batch,)``
-      log-likelihoods.
-    workload: the workload (for the example batch).
-    note: how the model is written, for the table.
-
-  Returns:
-    The candidate; its state is ``(params, opt_state)``.
-  """
-  optimizer = optax.adam(LEARNING_RATE)
+  """A candidate for a flax module whose ``__call__(x)`` is ``log p(x)``."""
   example = jnp.asarray(workload.batch())
-
-  def log_prob_fn(params, batch):
-    return model.apply({"params": params}, batch)
-
-  def loss_fn(params, batch):
-    return -jnp.mean(log_prob_fn(params, batch))
-
-  def init():
-    params = model.init(jax.random.key(_SEED), example)["params"]
-    return params, optimizer.init(params)
-
-  def train_step(state, batch):
-    params, opt_state = state
-    loss, grads = jax.value_and_grad(loss_fn)(params, batch)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return (optax.apply_updates(params, updates), opt_state), loss
-
-  def log_prob(state, batch):
-    return log_prob_fn(state[0], batch)
-
-  return JaxCandidate("distrax", init, train_step, log_prob, note)
-
-
-class _MLP(nn.Module):
-  """ReLU MLP with a zero-initialised output layer."""
-
-  hidden: Sequence[int]
-  out: int
-
-  @nn.compact
-  def __call__(self, x):
-    for width in self.hidden:
-      x = nn.relu(nn.Dense(width)(x))
-    return nn.Dense(
-      self.out,
-      kernel_init=nn.initializers.zeros,
-      bias_init=nn.initializers.zeros,
-    )(x)
+  return adam_candidate(
+    "distrax",
+    lambda: model.init(jax.random.key(_SEED), example)["params"],
+    lambda params, batch: model.apply({"params": params}, batch),
+    note,
+  )
 
 
 class _RealNVP(nn.Module):
@@ -153,7 +110,8 @@ class _RealNVP(nn.Module):
   def setup(self):
     half = self.dim // 2
     self.conditioners = [
-      _MLP(self.hidden, 2 * (self.dim - half)) for _ in range(self.num_layers)
+      ZeroInitMLP(self.hidden, 2 * (self.dim - half))
+      for _ in range(self.num_layers)
     ]
 
   def __call__(self, x):
@@ -186,7 +144,7 @@ class _Nice(nn.Module):
 
   def setup(self):
     self.nets = [
-      _MLP(self.hidden, self.dim // 2) for _ in range(self.num_couplings)
+      ZeroInitMLP(self.hidden, self.dim // 2) for _ in range(self.num_couplings)
     ]
     self.log_scale = self.param("log_scale", nn.initializers.zeros, (self.dim,))
 

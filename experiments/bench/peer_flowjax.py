@@ -23,7 +23,6 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import optax
 import paramax
 from flowjax.bijections import (
   Affine,
@@ -39,8 +38,8 @@ from flowjax.bijections import (
 from flowjax.distributions import Logistic, StandardNormal, Transformed
 from flowjax.flows import coupling_flow
 
-from bench.candidate import JaxCandidate, Unsupported
-from bench.workloads import LEARNING_RATE, Workload
+from bench.candidate import JaxCandidate, Unsupported, adam_candidate
+from bench.workloads import Workload
 
 _SEED = 0
 
@@ -84,28 +83,12 @@ def _candidate(dist, note: str) -> JaxCandidate:
     eqx.is_inexact_array,
     is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable),
   )
-  optimizer = optax.adam(LEARNING_RATE)
 
   def log_prob_fn(params, batch):
     model = paramax.unwrap(eqx.combine(params, static))
     return model.log_prob(batch)
 
-  def loss_fn(params, batch):
-    return -jnp.mean(log_prob_fn(params, batch))
-
-  def init():
-    return params, optimizer.init(params)
-
-  def train_step(state, batch):
-    params, opt_state = state
-    loss, grads = jax.value_and_grad(loss_fn)(params, batch)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return (optax.apply_updates(params, updates), opt_state), loss
-
-  def log_prob(state, batch):
-    return log_prob_fn(state[0], batch)
-
-  return JaxCandidate("flowjax", init, train_step, log_prob, note)
+  return adam_candidate("flowjax", lambda: params, log_prob_fn, note)
 
 
 def _tabular(workload: Workload) -> JaxCandidate:

@@ -41,11 +41,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from tensorflow_probability.substrates import jax as tfp
 
-from bench.candidate import JaxCandidate, Unsupported
-from bench.workloads import LEARNING_RATE, Workload
+from bench.candidate import JaxCandidate, Unsupported, adam_candidate
+from bench.nets import ZeroInitMLP
+from bench.workloads import Workload
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
@@ -76,35 +76,7 @@ def candidate(workload: Workload) -> JaxCandidate:
 
 
 def _candidate(init_params, log_prob_fn, note: str) -> JaxCandidate:
-  """Wraps ``log_prob_fn(params, batch)`` in the benchmark's training step.
-
-  Args:
-    init_params: ``() -> params``, a pytree of arrays.
-    log_prob_fn: ``(params, batch) -> (batch,)`` log-likelihoods.
-    note: how the model is written, for the table.
-
-  Returns:
-    The candidate; its state is ``(params, opt_state)``.
-  """
-  optimizer = optax.adam(LEARNING_RATE)
-
-  def loss_fn(params, batch):
-    return -jnp.mean(log_prob_fn(params, batch))
-
-  def init():
-    params = init_params()
-    return params, optimizer.init(params)
-
-  def train_step(state, batch):
-    params, opt_state = state
-    loss, grads = jax.value_and_grad(loss_fn)(params, batch)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return (optax.apply_updates(params, updates), opt_state), loss
-
-  def log_prob(state, batch):
-    return log_prob_fn(state[0], batch)
-
-  return JaxCandidate("TFP-JAX", init, train_step, log_prob, note)
+  return adam_candidate("TFP-JAX", init_params, log_prob_fn, note)
 
 
 def _flax_candidate(model: nn.Module, workload: Workload, note: str):
@@ -115,23 +87,6 @@ def _flax_candidate(model: nn.Module, workload: Workload, note: str):
     lambda params, batch: model.apply({"params": params}, batch),
     note,
   )
-
-
-class _MLP(nn.Module):
-  """ReLU MLP with a zero-initialised output layer."""
-
-  hidden: Sequence[int]
-  out: int
-
-  @nn.compact
-  def __call__(self, x):
-    for width in self.hidden:
-      x = nn.relu(nn.Dense(width)(x))
-    return nn.Dense(
-      self.out,
-      kernel_init=nn.initializers.zeros,
-      bias_init=nn.initializers.zeros,
-    )(x)
 
 
 # ----------------------------------------------------------------- tabular
@@ -147,7 +102,8 @@ class _RealNVP(nn.Module):
   def setup(self):
     half = self.dim // 2
     self.nets = [
-      _MLP(self.hidden, 2 * (self.dim - half)) for _ in range(self.num_layers)
+      ZeroInitMLP(self.hidden, 2 * (self.dim - half))
+      for _ in range(self.num_layers)
     ]
 
   def __call__(self, x):
@@ -203,7 +159,7 @@ class _Nice(nn.Module):
 
   def setup(self):
     self.nets = [
-      _MLP(self.hidden, self.dim // 2) for _ in range(self.num_couplings)
+      ZeroInitMLP(self.hidden, self.dim // 2) for _ in range(self.num_couplings)
     ]
     self.log_scale = self.param("log_scale", nn.initializers.zeros, (self.dim,))
 

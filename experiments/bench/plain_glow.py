@@ -22,10 +22,9 @@ import math
 
 import jax
 import jax.numpy as jnp
-import optax
 
-from bench.candidate import JaxCandidate
-from bench.workloads import LEARNING_RATE, Workload
+from bench.candidate import JaxCandidate, adam_candidate
+from bench.workloads import Workload
 from flowjax_gen.nets.convolution import conv_as_matmul
 
 LOG_2PI = math.log(2 * math.pi)
@@ -180,26 +179,10 @@ def candidate(
     conv="matmul" if gemm_convs else "xla",
     scan=gemm_convs,
   )
-  optimizer = optax.adam(LEARNING_RATE)
-
-  def init():
-    params = init_params(jax.random.key(seed))
-    return params, optimizer.init(params)
-
-  def loss_fn(params, batch):
-    return -jnp.mean(log_prob_fn(params, batch))
-
-  def train_step(state, batch):
-    params, opt_state = state
-    loss, grads = jax.value_and_grad(loss_fn)(params, batch)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return (optax.apply_updates(params, updates), opt_state), loss
-
-  def log_prob(state, batch):
-    return log_prob_fn(state[0], batch)
-
   if gemm_convs:
     name, note = "plain JAX, GEMM convs", "hand-written: GEMM convs, scan"
   else:
     name, note = "plain JAX", "hand-written: lax.conv, 1x1 as matmul, loop"
-  return JaxCandidate(name, init, train_step, log_prob, note)
+  return adam_candidate(
+    name, lambda: init_params(jax.random.key(seed)), log_prob_fn, note
+  )
