@@ -102,3 +102,17 @@ def adam_candidate(
     return log_prob_fn(state[0], batch)
 
   return JaxCandidate(library, init, train_step, log_prob, note)
+
+
+def flax_candidate(
+  library: str, model: Any, workload: Any, note: str = "", seed: int = 0
+) -> JaxCandidate:
+  """``adam_candidate`` for a flax module whose ``__call__(x)`` is
+  ``log p(x)``, initialised on the workload's batch."""
+  example = jnp.asarray(workload.batch())
+  return adam_candidate(
+    library,
+    lambda: model.init(jax.random.key(seed), example)["params"],
+    lambda params, batch: model.apply({"params": params}, batch),
+    note,
+  )

@@ -29,10 +29,9 @@ from collections.abc import Sequence
 
 import distrax
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
-from bench.candidate import JaxCandidate, Unsupported, adam_candidate
+from bench.candidate import JaxCandidate, Unsupported, flax_candidate
 from bench.nets import ZeroInitMLP
 from bench.workloads import Workload
 
@@ -90,14 +89,7 @@ def candidate(workload: Workload) -> JaxCandidate:
 
 
 def _candidate(model: nn.Module, workload: Workload, note: str):
-  """A candidate for a flax module whose ``__call__(x)`` is ``log p(x)``."""
-  example = jnp.asarray(workload.batch())
-  return adam_candidate(
-    "distrax",
-    lambda: model.init(jax.random.key(_SEED), example)["params"],
-    lambda params, batch: model.apply({"params": params}, batch),
-    note,
-  )
+  return flax_candidate("distrax", model, workload, note, _SEED)
 
 
 class _RealNVP(nn.Module):

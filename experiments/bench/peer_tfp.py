@@ -43,7 +43,12 @@ import jax.numpy as jnp
 import numpy as np
 from tensorflow_probability.substrates import jax as tfp
 
-from bench.candidate import JaxCandidate, Unsupported, adam_candidate
+from bench.candidate import (
+  JaxCandidate,
+  Unsupported,
+  adam_candidate,
+  flax_candidate,
+)
 from bench.nets import ZeroInitMLP
 from bench.workloads import Workload
 
@@ -80,13 +85,7 @@ def _candidate(init_params, log_prob_fn, note: str) -> JaxCandidate:
 
 
 def _flax_candidate(model: nn.Module, workload: Workload, note: str):
-  """A candidate for a flax module whose ``__call__(x)`` is ``log p(x)``."""
-  example = jnp.asarray(workload.batch())
-  return _candidate(
-    lambda: model.init(jax.random.key(_SEED), example)["params"],
-    lambda params, batch: model.apply({"params": params}, batch),
-    note,
-  )
+  return flax_candidate("TFP-JAX", model, workload, note, _SEED)
 
 
 # ----------------------------------------------------------------- tabular
