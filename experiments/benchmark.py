@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import sys
-import time
 
 import jax
 from absl import app, flags
@@ -167,18 +166,14 @@ def depth_checks(workload) -> dict:
   for mode, options in modes.items():
     for depth in (8, 32):
       candidate = ours.candidate(workload, steps_per_level=depth, **options)
-      state = candidate.init()
-      start = time.perf_counter()
-      compiled = (
-        jax.jit(candidate.train_step, donate_argnums=0)
-        .lower(state, batch)
-        .compile()
+      compiled, seconds = measure.compile_step(
+        candidate, candidate.init(), batch
       )
       out[f"{mode}, K={depth}"] = dict(
-        compile_s=time.perf_counter() - start,
+        compile_s=seconds,
         peak_memory_mb=measure.compiled_peak_bytes(compiled) / 2**20,
       )
-      del compiled, state
+      del compiled
   lines = ["== depth: Glow train step, K = 8 against K = 32"]
   for mode in modes:
     k8, k32 = out[f"{mode}, K=8"], out[f"{mode}, K=32"]

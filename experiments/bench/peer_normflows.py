@@ -49,6 +49,12 @@ def candidates(workload: Workload) -> list[TorchCandidate]:
   raise Unsupported(f"no normflows model for workload {workload.name!r}")
 
 
+def _vector_batch(torch: Any):
+  """numpy (batch, d) -> a float32 torch tensor (a copy: nothing the model
+  does can reach the caller's array)."""
+  return lambda batch: torch.from_numpy(np.array(batch, dtype=np.float32))
+
+
 def _candidate(
   library: str,
   model: Any,
@@ -87,7 +93,7 @@ def _candidate(
 
   return TorchCandidate(
     library=library,
-    to_batch=to_batch,
+    to_batch=_vector_batch(torch),
     train_step=train_step,
     log_prob=log_prob,
     note=note,
@@ -274,14 +280,11 @@ def _nice(workload: Workload, nf: Any, torch: Any) -> TorchCandidate:
     _standard_logistic(dim, nf, torch), [scaling, *reversed(couplings)]
   )
 
-  def to_batch(batch):
-    return torch.from_numpy(np.array(batch, dtype=np.float32))
-
   return _candidate(
     "normflows",
     model,
     torch,
-    to_batch=to_batch,
+    to_batch=_vector_batch(torch),
     log_prob_fn=model.log_prob,
     note=(
       "nf.flows.AffineCouplingBlock(scale=False), i.e. additive, with "
@@ -308,14 +311,11 @@ def _tabular(workload: Workload, nf: Any, torch: Any) -> TorchCandidate:
   base = nf.distributions.DiagGaussian(dim, trainable=False)
   model = nf.NormalizingFlow(base, flows)
 
-  def to_batch(batch):
-    return torch.from_numpy(np.array(batch, dtype=np.float32))
-
   return _candidate(
     "normflows",
     model,
     torch,
-    to_batch=to_batch,
+    to_batch=_vector_batch(torch),
     log_prob_fn=model.log_prob,
     note=(
       "nf.flows.AffineCouplingBlock (channel halves, exp scale, "

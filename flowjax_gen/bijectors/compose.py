@@ -22,7 +22,10 @@ from flowjax_gen.bijectors.base import (
   check_positive_int,
   zero_log_det,
 )
-from flowjax_gen.bijectors.invertible_backprop import invertible_scan
+from flowjax_gen.bijectors.invertible_backprop import (
+  invertible_scan,
+  scan_steps,
+)
 
 
 def _has_stats(bijectors: Sequence[Bijector]) -> bool:
@@ -175,17 +178,15 @@ def scan(
     return params
 
   def run(transform, params, x, context, reverse):
-    @maybe_remat
-    def body(carry, p):
-      x, total = carry
-      x, log_det = transform(p, x, context)
-      return (x, total + log_det), None
-
-    start = (x, zero_log_det(x))
-    (x, total), _ = jax.lax.scan(
-      body, start, params, length=num_steps, reverse=reverse
+    return scan_steps(
+      transform,
+      params,
+      x,
+      context,
+      reverse=reverse,
+      length=num_steps,
+      wrap_body=maybe_remat,
     )
-    return x, total
 
   def forward(params, x, context: Context = None):
     if invertible_backprop:

@@ -98,17 +98,43 @@ class _Steps(NamedTuple):
   length: Optional[int]
 
 
-def _plain_scan(steps: _Steps, params, x, context):
+def scan_steps(
+  transform: Transform,
+  params: Params,
+  x: Any,
+  context: Context = None,
+  *,
+  reverse: bool = False,
+  length: Optional[int] = None,
+  wrap_body: Callable = lambda body: body,
+) -> tuple[Any, jax.Array]:
+  """The plain scan ``(x_K, sum_k l_k)`` of the module docstring.
+
+  ``wrap_body`` wraps the scan body, e.g. in ``jax.checkpoint``.
+  """
+
+  @wrap_body
   def body(carry, p):
     x, total = carry
-    x, log_det = steps.transform(p, x, context)
+    x, log_det = transform(p, x, context)
     return (x, total + log_det), None
 
   start = (x, zero_log_det(x))
   (y, total), _ = jax.lax.scan(
-    body, start, params, length=steps.length, reverse=steps.reverse
+    body, start, params, length=length, reverse=reverse
   )
   return y, total
+
+
+def _plain_scan(steps: _Steps, params, x, context):
+  return scan_steps(
+    steps.transform,
+    params,
+    x,
+    context,
+    reverse=steps.reverse,
+    length=steps.length,
+  )
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
