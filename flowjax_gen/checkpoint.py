@@ -82,6 +82,14 @@ def check_or_write_config(
   return False
 
 
+def _barriers_named(prefix: str) -> ocp.options.MultiprocessingOptions:
+  # Both managers save the same step from background threads, and orbax
+  # names its cross-process barriers after the step directory ("4"). Without
+  # a prefix per manager, process 0 may meet process 1 at the other
+  # manager's barrier, and the second barrier with that name never opens.
+  return ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=prefix)
+
+
 class Checkpointer:
   """Keep-N latest checkpoints plus the best one by a metric.
 
@@ -110,7 +118,10 @@ class Checkpointer:
     self._latest = ocp.CheckpointManager(
       os.path.join(os.path.abspath(workdir), "checkpoints"),
       options=ocp.CheckpointManagerOptions(
-        max_to_keep=keep, create=True, enable_async_checkpointing=async_save
+        max_to_keep=keep,
+        create=True,
+        enable_async_checkpointing=async_save,
+        multiprocessing_options=_barriers_named("latest"),
       ),
     )
     self._best = None
@@ -123,6 +134,7 @@ class Checkpointer:
           best_fn=lambda m: m[best_metric],
           best_mode=best_mode,
           enable_async_checkpointing=async_save,
+          multiprocessing_options=_barriers_named("best"),
         ),
       )
 
