@@ -69,32 +69,8 @@ def initialize() -> None:
     )
   if jax.config.jax_platforms in (None, "", "cpu"):
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    _patient_cpu_collectives()
   jax.distributed.initialize(
     coordinator_address=COORDINATOR.value,
     num_processes=NUM_PROCESSES.value,
     process_id=PROCESS_ID.value,
   )
-
-
-# XLA's CPU runtime aborts the process when the devices of one collective do
-# not all arrive within its terminate timeout. On a loaded machine one process
-# can be a minute behind the other (compiling, evaluating, writing samples);
-# it should be waited for, not killed. A user's own XLA_FLAGS settings win.
-_CPU_COLLECTIVE_TIMEOUTS = {
-  "xla_cpu_collective_call_warn_stuck_timeout_seconds": 120,
-  "xla_cpu_collective_call_terminate_timeout_seconds": 1800,
-  "xla_cpu_collective_timeout_seconds": 1800,
-}
-
-
-def _patient_cpu_collectives() -> None:
-  """Adds generous CPU collective timeouts to ``XLA_FLAGS`` (read later, when
-  the CPU backend starts)."""
-  current = os.environ.get("XLA_FLAGS", "")
-  extra = [
-    f"--{name}={seconds}"
-    for name, seconds in _CPU_COLLECTIVE_TIMEOUTS.items()
-    if f"--{name}=" not in current
-  ]
-  os.environ["XLA_FLAGS"] = " ".join([current, *extra]).strip()
