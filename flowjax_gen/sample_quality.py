@@ -45,7 +45,7 @@ from typing import Any, Optional
 import jax
 import numpy as np
 
-from flowjax_gen.bijectors.base import check_positive_int
+from flowjax_gen._checks import check_positive_int
 
 
 def _check_features(name: str, features: Any, min_count: int) -> np.ndarray:

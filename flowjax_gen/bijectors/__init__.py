@@ -1,7 +1,14 @@
 """Pure-function bijectors; see ``base`` for the protocol and conventions."""
 
 from flowjax_gen.bijectors.base import Bijector
-from flowjax_gen.bijectors.compose import chain, invert, multiscale, scan
+from flowjax_gen.bijectors.compose import (
+  chain,
+  invert,
+  invertible_scan,
+  multiscale,
+  scan,
+  scan_steps,
+)
 from flowjax_gen.bijectors.coupling import additive_coupling, affine_coupling
 from flowjax_gen.bijectors.elementwise import (
   logit,
@@ -20,7 +27,6 @@ from flowjax_gen.bijectors.glow import (
   squeeze,
   unsqueeze,
 )
-from flowjax_gen.bijectors.invertible_backprop import invertible_scan
 from flowjax_gen.bijectors.normalization import batch_norm
 from flowjax_gen.bijectors.priors import gaussian_split_prior, learned_prior
 
@@ -44,6 +50,7 @@ __all__ = [
   "scalar_affine",
   "scale",
   "scan",
+  "scan_steps",
   "shift",
   "shuffle",
   "sigmoid",

@@ -26,15 +26,21 @@ Conventions:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 
-Array = jax.Array
-Params = Any
-Context = Optional[Array]
+# Re-exported for code written against earlier releases, which imported the
+# argument checks and type aliases from here; they now live below every layer.
+from flowjax_gen._checks import (  # noqa: F401
+  check_choice,
+  check_even,
+  check_min_rank,
+  check_positive_int,
+)
+from flowjax_gen.typing import Array, Context, Params
 
 InitFn = Callable[..., Params]
 TransformFn = Callable[..., tuple[Any, Array]]
@@ -82,33 +88,3 @@ def zero_log_det(x: Any) -> Array:
 def num_positions(x: Array) -> int:
   """Positions per example: every axis but the batch and the channel axes."""
   return math.prod(x.shape[1:-1])
-
-
-def check_choice(name: str, value: Any, allowed: Sequence[Any]) -> None:
-  """Raises ``ValueError`` naming ``name`` unless ``value`` is allowed."""
-  if value not in allowed:
-    raise ValueError(
-      f"{name} must be one of {tuple(allowed)!r}; got {value!r}."
-    )
-
-
-def check_positive_int(name: str, value: Any) -> None:
-  """Raises ``ValueError`` unless ``value`` is an int >= 1."""
-  if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-    raise ValueError(f"{name} must be a positive int; got {value!r}.")
-
-
-def check_min_rank(name: str, x: Any, min_rank: int, what: str) -> None:
-  """Raises ``ValueError`` if ``x`` has fewer than ``min_rank`` dimensions."""
-  if jnp.ndim(x) < min_rank:
-    raise ValueError(
-      f"{name} must have rank >= {min_rank} ({what}); got shape {jnp.shape(x)}."
-    )
-
-
-def check_even(name: str, size: int, what: str) -> None:
-  """Raises ``ValueError`` if a size that is split in halves is odd."""
-  if size % 2:
-    raise ValueError(
-      f"{name} must be even to split {what} in halves; got {size}."
-    )

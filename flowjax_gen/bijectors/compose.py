@@ -15,17 +15,13 @@ from typing import Any, Optional, Union
 import jax
 import jax.numpy as jnp
 
-from flowjax_gen.bijectors.base import (
-  Bijector,
-  Context,
-  check_even,
-  check_positive_int,
-  zero_log_det,
-)
+from flowjax_gen._checks import check_even, check_positive_int
+from flowjax_gen.bijectors.base import Bijector, zero_log_det
 from flowjax_gen.bijectors.invertible_backprop import (
-  invertible_scan,
-  scan_steps,
+  Transform,
+  reconstructing_scan,
 )
+from flowjax_gen.typing import Context, Params
 
 
 def _has_stats(bijectors: Sequence[Bijector]) -> bool:
@@ -98,6 +94,61 @@ def invert(bijector: Bijector) -> Bijector:
     )
   return Bijector(
     bijector.init, bijector.inverse_and_log_det, bijector.forward_and_log_det
+  )
+
+
+def scan_steps(
+  transform: Transform,
+  params: Params,
+  x: Any,
+  context: Context = None,
+  *,
+  reverse: bool = False,
+  length: Optional[int] = None,
+  wrap_body: Callable = lambda body: body,
+) -> tuple[Any, jax.Array]:
+  """Runs one step ``transform(p_k, x_k, context)`` per slice of stacked
+  ``params``: returns ``(x_K, sum_k l_k)`` with ``l_k`` the steps' log-dets.
+
+  ``wrap_body`` wraps the scan body, e.g. in ``jax.checkpoint``.
+  """
+
+  @wrap_body
+  def body(carry, p):
+    x, total = carry
+    x, log_det = transform(p, x, context)
+    return (x, total + log_det), None
+
+  start = (x, zero_log_det(x))
+  (y, total), _ = jax.lax.scan(
+    body, start, params, length=length, reverse=reverse
+  )
+  return y, total
+
+
+def invertible_scan(
+  transform: Transform,
+  reconstruct: Transform,
+  params: Params,
+  x: Any,
+  context: Context = None,
+  *,
+  reverse: bool = False,
+  length: Optional[int] = None,
+) -> tuple[Any, jax.Array]:
+  """``scan_steps`` whose backward pass rebuilds each step's input with
+  ``reconstruct`` (the step's inverse) instead of storing it; see
+  ``invertible_backprop.reconstructing_scan`` for the rule and the
+  requirements on the step."""
+  return reconstructing_scan(
+    transform,
+    reconstruct,
+    params,
+    x,
+    context,
+    plain_scan=scan_steps,
+    reverse=reverse,
+    length=length,
   )
 
 

@@ -37,14 +37,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from flowjax_gen.bijectors.base import (
-  Bijector,
-  Context,
-  check_choice,
-  check_even,
-  check_min_rank,
-  event_sum,
-)
+from flowjax_gen._checks import check_choice, check_even, check_min_rank
+from flowjax_gen.bijectors.base import Bijector, event_sum
+from flowjax_gen.typing import Context
 
 MASKS = ("half", "alternating", "checkerboard")
 SCALE_FNS = ("sigmoid", "exp_tanh", "exp")

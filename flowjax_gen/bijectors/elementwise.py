@@ -12,12 +12,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-from flowjax_gen.bijectors.base import (
-  Bijector,
-  Context,
-  event_sum,
-  no_params_init,
-)
+from flowjax_gen.bijectors.base import Bijector, event_sum, no_params_init
+from flowjax_gen.typing import Context
 
 
 def _num_event_dims(x: jax.Array) -> int:

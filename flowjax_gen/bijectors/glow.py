@@ -15,14 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
-from flowjax_gen.bijectors.base import (
-  Bijector,
-  Context,
-  check_min_rank,
-  no_params_init,
-  num_positions,
-)
+from flowjax_gen._checks import check_min_rank
+from flowjax_gen.bijectors.base import Bijector, no_params_init, num_positions
 from flowjax_gen.bijectors.compose import invert
+from flowjax_gen.typing import Context
 
 
 def actnorm(*, eps: float = 1e-6) -> Bijector:

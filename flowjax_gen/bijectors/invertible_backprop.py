@@ -50,7 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flowjax_gen.bijectors.base import Context, Params, zero_log_det
+from flowjax_gen.typing import Context, Params
 
 Transform = Callable[..., tuple[Any, jax.Array]]
 
@@ -96,38 +96,14 @@ class _Steps(NamedTuple):
   reconstruct: Transform
   reverse: bool
   length: Optional[int]
+  # The plain forward scan, ``(transform, params, x, context, reverse=,
+  # length=) -> (x_K, sum_k l_k)``, passed in by ``compose.scan`` (which
+  # owns it) so that this module stays below the compositions.
+  plain_scan: Callable[..., tuple[Any, jax.Array]]
 
 
-def scan_steps(
-  transform: Transform,
-  params: Params,
-  x: Any,
-  context: Context = None,
-  *,
-  reverse: bool = False,
-  length: Optional[int] = None,
-  wrap_body: Callable = lambda body: body,
-) -> tuple[Any, jax.Array]:
-  """The plain scan ``(x_K, sum_k l_k)`` of the module docstring.
-
-  ``wrap_body`` wraps the scan body, e.g. in ``jax.checkpoint``.
-  """
-
-  @wrap_body
-  def body(carry, p):
-    x, total = carry
-    x, log_det = transform(p, x, context)
-    return (x, total + log_det), None
-
-  start = (x, zero_log_det(x))
-  (y, total), _ = jax.lax.scan(
-    body, start, params, length=length, reverse=reverse
-  )
-  return y, total
-
-
-def _plain_scan(steps: _Steps, params, x, context):
-  return scan_steps(
+def _run_plain(steps: _Steps, params, x, context):
+  return steps.plain_scan(
     steps.transform,
     params,
     x,
@@ -139,11 +115,11 @@ def _plain_scan(steps: _Steps, params, x, context):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _scan(steps: _Steps, params, x, context):
-  return _plain_scan(steps, params, x, context)
+  return _run_plain(steps, params, x, context)
 
 
 def _scan_fwd(steps: _Steps, params, x, context):
-  y, total = _plain_scan(steps, params, x, context)
+  y, total = _run_plain(steps, params, x, context)
   # No per-step activation is kept: the backward pass rebuilds them from y.
   return (y, total), (params, y, context)
 
@@ -188,13 +164,14 @@ def _scan_bwd(steps: _Steps, residuals, cotangents):
 _scan.defvjp(_scan_fwd, _scan_bwd)
 
 
-def invertible_scan(
+def reconstructing_scan(
   transform: Transform,
   reconstruct: Transform,
   params: Params,
   x: Any,
   context: Context = None,
   *,
+  plain_scan: Callable[..., tuple[Any, jax.Array]],
   reverse: bool = False,
   length: Optional[int] = None,
 ) -> tuple[Any, jax.Array]:
@@ -214,8 +191,9 @@ def invertible_scan(
     context: shared by every step: ``None``, or a pytree whose float leaves
       receive the summed cotangent and whose integer leaves (labels) get
       ``float0`` zeros.
+    plain_scan: the forward scan (``compose.scan_steps``).
     reverse: visit the steps last to first (the inverse of a chain).
     length: number of steps; needed only if ``params`` has no leaves.
   """
-  steps = _Steps(transform, reconstruct, reverse, length)
+  steps = _Steps(transform, reconstruct, reverse, length, plain_scan)
   return _scan(steps, params, x, context)

@@ -25,12 +25,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from flowjax_gen.bijectors.base import (
-  Bijector,
-  Context,
-  check_min_rank,
-  num_positions,
-)
+from flowjax_gen._checks import check_min_rank
+from flowjax_gen.bijectors.base import Bijector, num_positions
+from flowjax_gen.typing import Context
 
 
 def _moments(x: jax.Array) -> tuple[jax.Array, jax.Array]:

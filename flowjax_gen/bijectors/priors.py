@@ -16,13 +16,10 @@ from collections.abc import Callable
 import flax.linen as nn
 import jax.numpy as jnp
 
-from flowjax_gen.bijectors.base import (
-  Bijector,
-  Context,
-  check_min_rank,
-  num_positions,
-)
+from flowjax_gen._checks import check_min_rank
+from flowjax_gen.bijectors.base import Bijector, num_positions
 from flowjax_gen.nets.conditioners import ZeroConv
+from flowjax_gen.typing import Context
 
 
 def gaussian_split_prior(

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flowjax_gen.bijectors.base import check_choice
+from flowjax_gen._checks import check_choice
 from flowjax_gen.models.ae import AutoEncoder
 from flowjax_gen.models.flows import Flow
 from flowjax_gen.models.vae import VAE

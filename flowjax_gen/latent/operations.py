@@ -24,7 +24,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from tqdm import tqdm
 
-from flowjax_gen.bijectors.base import check_choice, check_positive_int
+from flowjax_gen._checks import check_choice, check_positive_int
 from flowjax_gen.latent.codecs import Codec
 from flowjax_gen.latent.store import EncodingStore
 from flowjax_gen.training.parallel import (

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from flowjax_gen.bijectors.base import check_choice, check_positive_int
+from flowjax_gen._checks import check_choice, check_positive_int
 from flowjax_gen.nets.decoders import ConvDecoder, MLPDecoder
 from flowjax_gen.nets.encoders import ConvEncoder, MLPEncoder
 

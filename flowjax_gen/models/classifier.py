@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from flowjax_gen.bijectors.base import check_positive_int
+from flowjax_gen._checks import check_positive_int
 from flowjax_gen.models.flows import check_data
 
 

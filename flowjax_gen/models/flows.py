@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flowjax_gen import distributions
+from flowjax_gen._checks import check_choice, check_positive_int
 from flowjax_gen.bijectors import (
   Bijector,
   actnorm,
@@ -43,10 +44,6 @@ from flowjax_gen.bijectors import (
   shift,
   shuffle,
   squeeze,
-)
-from flowjax_gen.bijectors.base import (
-  check_choice,
-  check_positive_int,
 )
 from flowjax_gen.nets.conditioners import MLP, GlowConvNet, ResNet
 

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from flowjax_gen.bijectors.base import check_positive_int
+from flowjax_gen._checks import check_positive_int
 from flowjax_gen.models.flows import check_data
 from flowjax_gen.nets.discriminators import DCGANDiscriminator
 from flowjax_gen.nets.generators import DCGANGenerator, check_image_shape

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 
-from flowjax_gen.bijectors.base import check_positive_int
+from flowjax_gen._checks import check_positive_int
 
 
 class DCGANDiscriminator(nn.Module):

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 
-from flowjax_gen.bijectors.base import check_positive_int
+from flowjax_gen._checks import check_positive_int
 
 
 def check_image_shape(name: str, shape: Sequence[int], factor: int) -> None:

@@ -26,8 +26,8 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
-from flowjax_gen.bijectors.base import check_choice
-from flowjax_gen.objectives.likelihood import Objective
+from flowjax_gen._checks import check_choice
+from flowjax_gen.typing import Objective
 
 CORRUPTIONS = ("gaussian", "mask", "salt_and_pepper")
 _MIN_MSE = 1e-10  # PSNR of a perfect reconstruction is capped at 100 dB

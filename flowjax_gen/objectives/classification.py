@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from flowjax_gen.objectives.likelihood import Objective
+from flowjax_gen.typing import Objective
 
 if TYPE_CHECKING:
   # Only for annotations: objectives must not import the models package,

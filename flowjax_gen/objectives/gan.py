@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any, Optional
 import jax
 import jax.numpy as jnp
 
-from flowjax_gen.bijectors.base import check_choice
-from flowjax_gen.objectives.likelihood import Objective
+from flowjax_gen._checks import check_choice
+from flowjax_gen.typing import Objective
 
 if TYPE_CHECKING:  # objectives never import models at run time
   from flowjax_gen.models.gan import GAN

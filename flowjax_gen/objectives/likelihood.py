@@ -24,7 +24,7 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
-Objective = Callable[[Any, dict, jax.Array], tuple[jax.Array, dict]]
+from flowjax_gen.typing import Objective
 
 
 def check_n_bits(n_bits: Any) -> None:

@@ -32,8 +32,9 @@ import jax
 import jax.numpy as jnp
 
 from flowjax_gen import distributions
-from flowjax_gen.bijectors.base import check_positive_int
-from flowjax_gen.objectives.likelihood import Objective, bits_per_dim, nll_nats
+from flowjax_gen._checks import check_positive_int
+from flowjax_gen.objectives.likelihood import bits_per_dim, nll_nats
+from flowjax_gen.typing import Objective
 
 if TYPE_CHECKING:
   from flowjax_gen.models.vae import VAE
