@@ -145,8 +145,8 @@ def sample_quality_report(experiment, params, classifier_workdir: str):
   figure a perfect model would get with as many samples)."""
   import numpy as np  # noqa: PLC0415
 
+  from flowjax_gen.runs import load_trained  # noqa: PLC0415
   from flowjax_gen.sample_quality import sample_quality  # noqa: PLC0415
-  from flowjax_gen.training.loop import load_trained  # noqa: PLC0415
 
   judge, judge_state, judge_step = load_trained(classifier_workdir)
   if judge.task.embed is None:
@@ -212,8 +212,8 @@ def main(argv):
   distributed.initialize()
   import jax  # noqa: PLC0415
 
+  from flowjax_gen.runs import load_trained  # noqa: PLC0415
   from flowjax_gen.training import reporting  # noqa: PLC0415
-  from flowjax_gen.training.loop import load_trained  # noqa: PLC0415
 
   overrides = {}
   if _DATA_PATH.value:

@@ -172,9 +172,9 @@ def _vectors_command(latent) -> str:
   store = latent.EncodingStore.open(store_path)
   checks = {}
   if _WORKDIR.value:
-    codec, _, fingerprint, _ = latent.load_codec(
-      _WORKDIR.value, best=_BEST.value
-    )
+    from flowjax_gen import runs  # noqa: PLC0415
+
+    codec, _, fingerprint, _ = runs.load_codec(_WORKDIR.value, best=_BEST.value)
     checks = {"fingerprint": fingerprint, "latent_size": codec.latent_size}
   vectors = latent.attribute_vectors(store, **checks)
   output = _OUTPUT.value or store_path.rstrip(os.sep) + "_vectors.npz"
@@ -282,12 +282,12 @@ def main(argv):
   distributed.initialize()
   import jax  # noqa: PLC0415
 
-  from flowjax_gen import latent  # noqa: PLC0415
+  from flowjax_gen import latent, runs  # noqa: PLC0415
 
   if command == "vectors":
     message = _vectors_command(latent)
   else:
-    codec, params, fingerprint, experiment = latent.load_codec(
+    codec, params, fingerprint, experiment = runs.load_codec(
       _required(_WORKDIR), best=_BEST.value, posterior=_POSTERIOR.value
     )
     if command == "encode":

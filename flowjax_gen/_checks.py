@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def check_choice(name: str, value: Any, allowed: Sequence[Any]) -> None:
@@ -59,3 +61,31 @@ def check_even(name: str, size: int, what: str) -> None:
     raise ValueError(
       f"{name} must be even to split {what} in halves; got {size}."
     )
+
+
+def check_data(
+  x: Any,
+  event_shape: Sequence[int],
+  *,
+  check_finite: bool = False,
+  name: str = "x",
+) -> None:
+  """Raises ``ValueError`` if ``x`` is not a batch of ``event_shape`` events.
+
+  ``check_finite`` also rejects NaN/inf entries; it needs concrete values, so
+  call it on the host batch, before ``jit``.
+  """
+  shape = tuple(jnp.shape(x))
+  expected = tuple(event_shape)
+  if len(shape) != len(expected) + 1 or shape[1:] != expected:
+    raise ValueError(
+      f"{name} must have shape (batch, *{expected}); got {shape}."
+    )
+  if check_finite:
+    if isinstance(x, jax.core.Tracer):
+      raise ValueError(
+        "check_finite needs concrete values; validate the batch outside jit."
+      )
+    bad = int(np.size(x) - np.count_nonzero(np.isfinite(np.asarray(x))))
+    if bad:
+      raise ValueError(f"{name} holds {bad} non-finite values (NaN or inf).")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scripts import ROOT, run_python
 
-from flowjax_gen import data, latent
+from flowjax_gen import data, latent, runs
 from flowjax_gen.models import autoencoder, glow, vae
 from flowjax_gen.objectives import dequantize
 from flowjax_gen.training import loop
@@ -128,12 +128,12 @@ def test_mismatched_fingerprint_or_latent_size_is_refused(tmp_path):
 def test_fingerprint_changes_with_any_param_or_model_field():
   params = {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}
   config = {"model": "glow", "model_kwargs": {"levels": 2}, "n_bits": 8}
-  base = latent.fingerprint(params, config)
-  assert base == latent.fingerprint(jax.tree.map(jnp.copy, params), config)
+  base = runs.fingerprint(params, config)
+  assert base == runs.fingerprint(jax.tree.map(jnp.copy, params), config)
   changed = {**params, "b": params["b"].at[1].set(1e-7)}
-  assert latent.fingerprint(changed, config) != base
+  assert runs.fingerprint(changed, config) != base
   other = {**config, "model_kwargs": {"levels": 3}}
-  assert latent.fingerprint(params, other) != base
+  assert runs.fingerprint(params, other) != base
 
 
 def _digits(n):
@@ -171,7 +171,7 @@ def test_flow_encode_store_decode_reproduces_the_input(tiny_glow, tmp_path):
     params,
     source,
     str(tmp_path / "s"),
-    fingerprint=latent.fingerprint(params, {"model": "glow"}),
+    fingerprint=runs.fingerprint(params, {"model": "glow"}),
     batch_size=32,
   )
   assert [c["rows"] for c in store.manifest["chunks"]] == [32, 32, 6]

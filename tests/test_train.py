@@ -21,6 +21,7 @@ import pytest
 import tensorflow_datasets as tfds
 from scripts import ROOT, run_python
 
+from flowjax_gen import runs
 from flowjax_gen.training import loop
 
 TRAIN = os.path.join(ROOT, "experiments", "train.py")
@@ -78,7 +79,7 @@ def test_smoke_variant_trains_on_mock_data(name, tmp_path):
 
 
 def _params_of(workdir):
-  _, state, step = loop.load_trained(workdir)
+  _, state, step = runs.load_trained(workdir)
   return step, jax.tree.leaves(jax.device_get(state))
 
 

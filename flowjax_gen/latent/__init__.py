@@ -4,9 +4,10 @@ The workflow of Glow's face manipulation (Kingma & Dhariwal 2018, §6) and of
 White's "Sampling Generative Networks" (2016):
 
 1. Train an encoder-decoder on unlabelled data: a flow (exact encoding), a
-   VAE (posterior mean) or an auto-encoder; ``load_codec(workdir)`` gives
-   its ``Codec`` (images <-> flat latents ``(B, d)``), params and
-   ``fingerprint``.
+   VAE (posterior mean) or an auto-encoder; ``runs.load_codec(workdir)``
+   gives its ``Codec`` (images <-> flat latents ``(B, d)``), params and
+   ``fingerprint`` (run I/O lives in ``flowjax_gen.runs``; this package
+   reads no run directory itself).
 2. Encode a labelled set once: ``encode_dataset`` writes the encodings with
    their ids and labels or binary attributes, chunk by chunk, into an
    ``EncodingStore`` tagged with the model's fingerprint. An interrupted
@@ -34,9 +35,7 @@ from flowjax_gen.latent.codecs import (
   Codec,
   autoencoder_codec,
   codec_from_task,
-  fingerprint,
   flow_codec,
-  load_codec,
   vae_codec,
 )
 from flowjax_gen.latent.operations import (
@@ -65,10 +64,8 @@ __all__ = [
   "autoencoder_codec",
   "codec_from_task",
   "encode_dataset",
-  "fingerprint",
   "flow_codec",
   "interpolate",
-  "load_codec",
   "load_vectors",
   "manipulate",
   "mnist_attributes",
@@ -77,3 +74,13 @@ __all__ = [
   "save_vectors",
   "vae_codec",
 ]
+
+
+def __getattr__(name: str):
+  # ``fingerprint`` and ``load_codec`` moved to ``flowjax_gen.runs``; the
+  # old names are kept for one release.
+  if name in ("fingerprint", "load_codec"):
+    from flowjax_gen.latent import codecs  # noqa: PLC0415
+
+    return getattr(codecs, name)
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,8 +16,6 @@ as the data pipeline yields them) to latents ``z`` of shape
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, Optional
@@ -30,14 +28,10 @@ from flowjax_gen._checks import check_choice
 from flowjax_gen.models.ae import AutoEncoder
 from flowjax_gen.models.flows import Flow
 from flowjax_gen.models.vae import VAE
-from flowjax_gen.objectives.autoencoder import autoencoder_inputs
-from flowjax_gen.objectives.likelihood import dequantize
-from flowjax_gen.training.loop import load_trained
+from flowjax_gen.preprocess import dequantize, unit_interval
 
 POSTERIORS = ("mean", "sample")
 CODEC_FAMILIES = ("flow", "vae", "autoencoder")
-# The config fields that define a model; with the params they identify it.
-MODEL_FIELDS = ("model", "model_kwargs", "n_bits", "num_classes")
 
 
 class Codec(NamedTuple):
@@ -172,7 +166,7 @@ def autoencoder_codec(model: AutoEncoder) -> Codec:
 
   def encode(params, images, key=None):
     del key
-    x = autoencoder_inputs({"image": images})
+    x = unit_interval(images)
     return model.encode(params, x).astype(jnp.float32)
 
   def decode(params, z):
@@ -224,42 +218,18 @@ def codec_from_task(
   return flow_codec(task.model, n_bits=config["n_bits"] or None)
 
 
-def fingerprint(params: Any, config: Mapping[str, Any]) -> str:
-  """A SHA-256 hex digest identifying a trained model.
+def __getattr__(name: str):
+  # Run I/O (``fingerprint``, ``load_codec``) moved to ``flowjax_gen.runs``,
+  # above this pure module; the old names are kept for one release.
+  if name in ("fingerprint", "load_codec", "MODEL_FIELDS"):
+    import warnings  # noqa: PLC0415
 
-  It covers the model-defining config fields (``MODEL_FIELDS``, as JSON with
-  sorted keys) and, in tree order, every param leaf's path, dtype, shape and
-  bytes: a change of any of them changes the digest.
-  """
-  digest = hashlib.sha256()
-  fields = {name: config.get(name) for name in MODEL_FIELDS}
-  digest.update(json.dumps(fields, sort_keys=True, default=str).encode())
-  for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-    value = np.ascontiguousarray(jax.device_get(leaf))
-    header = f"{jax.tree_util.keystr(path)}|{value.dtype}|{value.shape}"
-    digest.update(header.encode())
-    digest.update(value.tobytes())
-  return digest.hexdigest()
+    from flowjax_gen import runs  # noqa: PLC0415
 
-
-def load_codec(
-  workdir: str, *, best: bool = False, posterior: str = "mean"
-) -> tuple[Codec, Any, str, Any]:
-  """The codec of a training run and what it needs.
-
-  Args:
-    workdir: a run directory of ``experiments/train.py``.
-    best: use the best checkpoint instead of the latest.
-    posterior: the VAE codec's ``posterior``.
-
-  Returns:
-    ``(codec, params, fingerprint, experiment)``: ``params`` are the
-    evaluation (EMA) params, ``experiment`` the rebuilt
-    ``training.loop.Experiment`` (config, data, mesh).
-  """
-  experiment, state, _ = load_trained(workdir, best=best)
-  codec = codec_from_task(
-    experiment.task, experiment.config, posterior=posterior
-  )
-  params = state.ema_params
-  return codec, params, fingerprint(params, experiment.config), experiment
+    warnings.warn(
+      f"flowjax_gen.latent.codecs.{name} moved to flowjax_gen.runs.{name}.",
+      DeprecationWarning,
+      stacklevel=2,
+    )
+    return getattr(runs, name)
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from flowjax_gen._checks import check_choice, check_positive_int
 from flowjax_gen.latent.codecs import Codec
 from flowjax_gen.latent.store import EncodingStore
-from flowjax_gen.training.parallel import (
+from flowjax_gen.parallel import (
   batch_sharded,
   check_batch_size,
   data_mesh,

@@ -1,11 +1,11 @@
 """Model factories: flows, auto-encoders, VAEs, GANs and the classifier
 behind the sample-quality metric."""
 
+from flowjax_gen._checks import check_data  # first published here
 from flowjax_gen.models.ae import AutoEncoder, autoencoder
 from flowjax_gen.models.classifier import Classifier, classifier
 from flowjax_gen.models.flows import (
   Flow,
-  check_data,
   glow,
   glow_step,
   make_flow,
@@ -13,11 +13,20 @@ from flowjax_gen.models.flows import (
   realnvp,
 )
 from flowjax_gen.models.gan import GAN, gan
-from flowjax_gen.models.registry import FLOWS, build_flow
+from flowjax_gen.models.registry import (
+  FLOWS,
+  MODELS,
+  REGISTRY,
+  build_flow,
+  build_model,
+  family_of,
+)
 from flowjax_gen.models.vae import VAE, vae
 
 __all__ = [
   "FLOWS",
+  "MODELS",
+  "REGISTRY",
   "GAN",
   "VAE",
   "AutoEncoder",
@@ -25,8 +34,10 @@ __all__ = [
   "Flow",
   "autoencoder",
   "build_flow",
+  "build_model",
   "check_data",
   "classifier",
+  "family_of",
   "gan",
   "glow",
   "glow_step",

@@ -27,8 +27,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from flowjax_gen._checks import check_positive_int
-from flowjax_gen.models.flows import check_data
+from flowjax_gen._checks import check_data, check_positive_int
+from flowjax_gen.preprocess import unit_interval
 
 
 class ConvClassifier(nn.Module):
@@ -133,6 +133,6 @@ def classifier(
     return embed_and_logits(params, x)[0]
 
   def inputs(batch):
-    return jnp.asarray(batch["image"], jnp.float32) / 255.0
+    return unit_interval(batch["image"])
 
   return Classifier(init, logits, embed, inputs, shape, num_classes, features)

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flowjax_gen import distributions
-from flowjax_gen._checks import check_choice, check_positive_int
+from flowjax_gen._checks import check_choice, check_data, check_positive_int
 from flowjax_gen.bijectors import (
   Bijector,
   actnorm,
@@ -80,34 +80,6 @@ class Flow(NamedTuple):
   event_shape: tuple[int, ...]
   bijector: Bijector
   base: distributions.Distribution
-
-
-def check_data(
-  x: Any,
-  event_shape: Sequence[int],
-  *,
-  check_finite: bool = False,
-  name: str = "x",
-) -> None:
-  """Raises ``ValueError`` if ``x`` is not a batch of ``event_shape`` events.
-
-  ``check_finite`` also rejects NaN/inf entries; it needs concrete values, so
-  call it on the host batch, before ``jit``.
-  """
-  shape = tuple(jnp.shape(x))
-  expected = tuple(event_shape)
-  if len(shape) != len(expected) + 1 or shape[1:] != expected:
-    raise ValueError(
-      f"{name} must have shape (batch, *{expected}); got {shape}."
-    )
-  if check_finite:
-    if isinstance(x, jax.core.Tracer):
-      raise ValueError(
-        "check_finite needs concrete values; validate the batch outside jit."
-      )
-    bad = int(np.size(x) - np.count_nonzero(np.isfinite(np.asarray(x))))
-    if bad:
-      raise ValueError(f"{name} holds {bad} non-finite values (NaN or inf).")
 
 
 def make_flow(

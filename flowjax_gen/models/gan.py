@@ -21,10 +21,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from flowjax_gen._checks import check_positive_int
-from flowjax_gen.models.flows import check_data
+from flowjax_gen._checks import check_data, check_positive_int
 from flowjax_gen.nets.discriminators import DCGANDiscriminator
 from flowjax_gen.nets.generators import DCGANGenerator, check_image_shape
+from flowjax_gen.preprocess import symmetric
 
 
 class GAN(NamedTuple):
@@ -100,7 +100,7 @@ def gan(
   def inputs(batch):
     image = batch["image"]
     check_data(image, event_shape, name='batch["image"]')
-    return jnp.asarray(image, jnp.float32) / 255.0 * 2.0 - 1.0
+    return symmetric(image)
 
   def sample(params, key, n, *, temperature=1.0):
     check_positive_int("n", n)

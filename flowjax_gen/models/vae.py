@@ -31,11 +31,11 @@ import jax
 import jax.numpy as jnp
 
 from flowjax_gen import distributions
-from flowjax_gen._checks import check_choice, check_positive_int
-from flowjax_gen.models.flows import check_data
+from flowjax_gen._checks import check_choice, check_data, check_positive_int
 from flowjax_gen.nets.decoders import ConvDecoder, MLPDecoder
 from flowjax_gen.nets.encoders import ConvEncoder, MLPEncoder
-from flowjax_gen.objectives.likelihood import (
+from flowjax_gen.preprocess import (
+  binarize,
   check_n_bits,
   dequantize,
   reduce_bits,
@@ -204,9 +204,7 @@ def vae(
       return dequantize(key, image, n_bits)
     if likelihood == "logistic":
       return reduce_bits(image, n_bits)
-    probs = image / 255.0
-    bits = probs >= 0.5 if key is None else jax.random.bernoulli(key, probs)
-    return bits.astype(jnp.float32)
+    return binarize(key, image)
 
   def sample(params, key, n, *, temperature=1.0):
     check_positive_int("n", n)

@@ -28,16 +28,11 @@ from flowjax_gen.objectives.gan import (
   r1_penalty,
 )
 from flowjax_gen.objectives.likelihood import (
-  Objective,
   bits_per_dim,
-  check_n_bits,
-  dequantize,
   flow_bits_per_dim,
-  flow_inputs,
   flow_nll,
   nll_nats,
   num_dims,
-  reduce_bits,
 )
 from flowjax_gen.objectives.vae import (
   elbo,
@@ -46,6 +41,16 @@ from flowjax_gen.objectives.vae import (
   vae_objective,
   vae_per_example,
 )
+
+# Pre-processing and the Objective type are re-exported here, where they
+# were first published; they live in flowjax_gen.preprocess and .typing.
+from flowjax_gen.preprocess import (
+  check_n_bits,
+  dequantize,
+  flow_inputs,
+  reduce_bits,
+)
+from flowjax_gen.typing import Objective
 
 __all__ = [
   "CORRUPTIONS",

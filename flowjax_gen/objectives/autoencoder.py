@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from flowjax_gen._checks import check_choice
+from flowjax_gen.preprocess import unit_interval
 from flowjax_gen.typing import Objective
 
 CORRUPTIONS = ("gaussian", "mask", "salt_and_pepper")
@@ -68,8 +69,9 @@ def corrupt(
 
 
 def autoencoder_inputs(batch: dict) -> jax.Array:
-  """8-bit ``batch["image"]`` -> floats in ``[0, 1]``."""
-  return jnp.asarray(batch["image"], jnp.float32) / 255.0
+  """8-bit ``batch["image"]`` -> floats in ``[0, 1]``
+  (``preprocess.unit_interval``)."""
+  return unit_interval(batch["image"])
 
 
 def squared_error(x: jax.Array, x_hat: jax.Array) -> jax.Array:

@@ -24,44 +24,8 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
+from flowjax_gen.preprocess import check_n_bits, flow_inputs
 from flowjax_gen.typing import Objective
-
-
-def check_n_bits(n_bits: Any) -> None:
-  """Raises ``ValueError`` unless ``n_bits`` is ``None`` or an int in 1..8."""
-  if n_bits is None:
-    return
-  if (
-    isinstance(n_bits, bool)
-    or not isinstance(n_bits, int)
-    or not (1 <= n_bits <= 8)
-  ):
-    raise ValueError(
-      f"n_bits must be an int in 1..8 (or None for continuous "
-      f"data); got {n_bits!r}."
-    )
-
-
-def reduce_bits(x: jax.Array, n_bits: int) -> jax.Array:
-  """8-bit integers ``0..255`` -> ``n_bits`` integers ``0..2^n - 1``
-  (``floor(x / 2^(8 - n))``), as a float array."""
-  check_n_bits(n_bits)
-  return jnp.floor(jnp.asarray(x, jnp.float32) / 2 ** (8 - n_bits))
-
-
-def dequantize(
-  key: Optional[jax.Array], x: jax.Array, n_bits: int
-) -> jax.Array:
-  """8-bit pixels -> ``(x_int + u) / 2^n`` in ``[0, 1)``.
-
-  ``key=None`` uses ``u = 1/2`` (bin centres), a deterministic evaluation.
-  """
-  x_int = reduce_bits(x, n_bits)
-  if key is None:
-    noise = jnp.full(x_int.shape, 0.5, x_int.dtype)
-  else:
-    noise = jax.random.uniform(key, x_int.shape, x_int.dtype)
-  return (x_int + noise) / 2**n_bits
 
 
 def num_dims(x: jax.Array) -> int:
@@ -86,27 +50,6 @@ def bits_per_dim(
   """Per-example bits/dim: ``nll_nats / (D log 2)``; see the module
   docstring."""
   return nll_nats(log_prob, dims, n_bits) / (dims * math.log(2.0))
-
-
-def flow_inputs(
-  batch: dict,
-  key: Optional[jax.Array],
-  *,
-  n_bits: Optional[int],
-  num_classes: Optional[int],
-) -> tuple[jax.Array, Any]:
-  """``(x, context)`` a flow sees for a batch: dequantised ``batch["image"]``
-  (or the raw values for continuous data) and the one-hot label, if any."""
-  x = batch["image"]
-  x = (
-    jnp.asarray(x, jnp.float32)
-    if n_bits is None
-    else dequantize(key, x, n_bits)
-  )
-  context = None
-  if num_classes is not None:
-    context = jax.nn.one_hot(batch["label"], num_classes, dtype=x.dtype)
-  return x, context
 
 
 def flow_bits_per_dim(

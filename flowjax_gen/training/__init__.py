@@ -1,6 +1,6 @@
 """Training utilities: meshes, shardings and data-parallel steps."""
 
-from flowjax_gen.training.parallel import (
+from flowjax_gen.parallel import (
   DATA_AXIS,
   batch_sharded,
   check_batch_size,

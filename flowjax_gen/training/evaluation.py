@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from flowjax_gen.training.parallel import (
+from flowjax_gen.parallel import (
   batch_sharded,
   check_batch_size,
   process_slice,

@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from flowjax_gen.training.parallel import batch_sharded, replicated
+from flowjax_gen.parallel import batch_sharded, replicated
 from flowjax_gen.training.state import TrainState
 
 

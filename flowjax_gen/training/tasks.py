@@ -17,18 +17,19 @@ import jax
 import jax.numpy as jnp
 
 from flowjax_gen import objectives
-from flowjax_gen.models import FLOWS, build_flow
-from flowjax_gen.models.ae import autoencoder
-from flowjax_gen.models.classifier import classifier
-from flowjax_gen.models.gan import gan
-from flowjax_gen.models.vae import vae
+from flowjax_gen.models.registry import (
+  FAMILIES,
+  MODELS,
+  build_flow,
+  build_model,
+  family_of,
+)
 from flowjax_gen.objectives import autoencoder as ae_objectives
 from flowjax_gen.objectives import classification
 from flowjax_gen.objectives import gan as gan_objectives
 from flowjax_gen.objectives import vae as vae_objectives
 
-FAMILIES = ("flow", "autoencoder", "vae", "gan", "classifier")
-MODELS = (*FLOWS, "autoencoder", "vae", "gan", "classifier")
+__all__ = ["FAMILIES", "MODELS", "Task", "build_task", "family_of"]
 
 
 class Task(NamedTuple):
@@ -73,20 +74,21 @@ class Task(NamedTuple):
   embed: Optional[Callable] = None
 
 
+def _model_sample(model: Any) -> Callable:
+  """``(params, key, n, temperature)``, the task's positional form of
+  ``model.sample(params, key, n, temperature=...)``."""
+
+  def sample(params, key, n, temperature):
+    return model.sample(params, key, n, temperature=temperature)
+
+  return sample
+
+
 def _pictures_from(sample: Callable, temperature: float) -> Callable:
   def pictures(params, key, batch):
     return sample(params, key, len(batch["image"]), temperature)
 
   return pictures
-
-
-def family_of(model: str) -> str:
-  """The family of a ``config.model`` name."""
-  if model in FLOWS:
-    return "flow"
-  if model not in MODELS:
-    raise ValueError(f"config.model must be one of {MODELS}; got {model!r}.")
-  return model
 
 
 def _flow_task(config: Mapping, event_shape: Sequence[int]) -> Task:
@@ -148,7 +150,7 @@ def _flow_task(config: Mapping, event_shape: Sequence[int]) -> Task:
 
 
 def _autoencoder_task(config: Mapping, event_shape: Sequence[int]) -> Task:
-  model = autoencoder(tuple(event_shape), **config["model_kwargs"])
+  model = build_model("autoencoder", event_shape, config["model_kwargs"])
   kwargs = dict(config["objective_kwargs"])
 
   def pictures(params, key, batch):
@@ -182,15 +184,13 @@ def _autoencoder_task(config: Mapping, event_shape: Sequence[int]) -> Task:
 def _vae_task(config: Mapping, event_shape: Sequence[int]) -> Task:
   kwargs = dict(config["model_kwargs"])
   kwargs.setdefault("n_bits", config["n_bits"] or 8)
-  model = vae(tuple(event_shape), **kwargs)
+  model = build_model("vae", event_shape, kwargs)
 
   def init(key, batch):
     x = model.inputs(batch, jax.random.fold_in(key, 1))
     return model.init(jax.random.fold_in(key, 0), x)
 
-  def sample(params, key, n, temperature):
-    return model.sample(params, key, n, temperature=temperature)
-
+  sample = _model_sample(model)
   return Task(
     family="vae",
     model=model,
@@ -205,11 +205,9 @@ def _vae_task(config: Mapping, event_shape: Sequence[int]) -> Task:
 
 
 def _gan_task(config: Mapping, event_shape: Sequence[int]) -> Task:
-  model = gan(tuple(event_shape), **config["model_kwargs"])
+  model = build_model("gan", event_shape, config["model_kwargs"])
   kwargs = dict(config["objective_kwargs"])
-
-  def sample(params, key, n, temperature):
-    return model.sample(params, key, n, temperature=temperature)
+  sample = _model_sample(model)
 
   return Task(
     family="gan",
@@ -234,10 +232,10 @@ def _classifier_task(config: Mapping, event_shape: Sequence[int]) -> Task:
       "config.num_classes must be > 0 for a classifier; got "
       f"{config['num_classes']!r}."
     )
-  model = classifier(
-    tuple(event_shape),
-    num_classes=config["num_classes"],
-    **config["model_kwargs"],
+  model = build_model(
+    "classifier",
+    event_shape,
+    {"num_classes": config["num_classes"], **config["model_kwargs"]},
   )
   return Task(
     family="classifier",

@@ -1,0 +1,119 @@
+"""Pre-processing: from the pipeline's batch to the values a model sees.
+
+Every model family reads the same host batch (``"image"``: 8-bit pixel
+values, NHWC; ``"label"``: ints) and turns it into inputs here, so the
+scalings that ``bits_per_dim`` must account for are in one place:
+
+* ``reduce_bits``: ``x_int = floor(x / 2^(8 - n))`` in ``{0, ..., 2^n - 1}``.
+* ``dequantize``: ``x = (x_int + u) / 2^n`` in ``[0, 1)`` with
+  ``u ~ U[0, 1)`` (or ``u = 1/2``, bin centres, without a key); the flows'
+  and the Gaussian VAE's input. Its Jacobian is the ``D n log 2`` term of
+  ``objectives.bits_per_dim``.
+* ``unit_interval``: ``x / 255`` in ``[0, 1]`` (auto-encoders, classifier).
+* ``symmetric``: ``2 x / 255 - 1`` in ``[-1, 1]`` (GAN discriminators, to
+  match the generator's ``tanh``).
+* ``binarize``: ``b ~ Bernoulli(x / 255)``, or ``x / 255 >= 1/2`` without a
+  key (the Bernoulli VAE).
+* ``flow_inputs``: dequantised pixels (or continuous values as they are)
+  and the one-hot label as context.
+
+Centring and RealNVP's logit are bijectors inside the flows (their log-dets
+belong to the model's density), not pre-processing here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+
+from flowjax_gen._checks import check_data
+
+__all__ = [
+  "binarize",
+  "check_data",
+  "check_n_bits",
+  "dequantize",
+  "flow_inputs",
+  "reduce_bits",
+  "symmetric",
+  "unit_interval",
+]
+
+
+def check_n_bits(n_bits: Any) -> None:
+  """Raises ``ValueError`` unless ``n_bits`` is ``None`` or an int in 1..8."""
+  if n_bits is None:
+    return
+  if (
+    isinstance(n_bits, bool)
+    or not isinstance(n_bits, int)
+    or not (1 <= n_bits <= 8)
+  ):
+    raise ValueError(
+      f"n_bits must be an int in 1..8 (or None for continuous "
+      f"data); got {n_bits!r}."
+    )
+
+
+def reduce_bits(x: jax.Array, n_bits: int) -> jax.Array:
+  """8-bit integers ``0..255`` -> ``n_bits`` integers ``0..2^n - 1``
+  (``floor(x / 2^(8 - n))``), as a float array."""
+  check_n_bits(n_bits)
+  return jnp.floor(jnp.asarray(x, jnp.float32) / 2 ** (8 - n_bits))
+
+
+def dequantize(
+  key: Optional[jax.Array], x: jax.Array, n_bits: int
+) -> jax.Array:
+  """8-bit pixels -> ``(x_int + u) / 2^n`` in ``[0, 1)``.
+
+  ``key=None`` uses ``u = 1/2`` (bin centres), a deterministic evaluation.
+  """
+  x_int = reduce_bits(x, n_bits)
+  if key is None:
+    noise = jnp.full(x_int.shape, 0.5, x_int.dtype)
+  else:
+    noise = jax.random.uniform(key, x_int.shape, x_int.dtype)
+  return (x_int + noise) / 2**n_bits
+
+
+def unit_interval(image: Any) -> jax.Array:
+  """8-bit pixels -> floats in ``[0, 1]`` (``x / 255``)."""
+  return jnp.asarray(image, jnp.float32) / 255.0
+
+
+def symmetric(image: Any) -> jax.Array:
+  """8-bit pixels -> floats in ``[-1, 1]`` (``2 x / 255 - 1``)."""
+  return unit_interval(image) * 2.0 - 1.0
+
+
+def binarize(key: Optional[jax.Array], image: Any) -> jax.Array:
+  """8-bit pixels -> ``{0, 1}`` floats: a draw of ``Bernoulli(x / 255)``
+  (dynamic binarisation), or the threshold ``x / 255 >= 1/2`` if ``key`` is
+  ``None``."""
+  probs = unit_interval(image)
+  bits = probs >= 0.5 if key is None else jax.random.bernoulli(key, probs)
+  return bits.astype(jnp.float32)
+
+
+def flow_inputs(
+  batch: dict,
+  key: Optional[jax.Array],
+  *,
+  n_bits: Optional[int],
+  num_classes: Optional[int],
+) -> tuple[jax.Array, Any]:
+  """``(x, context)`` a flow sees for a batch: dequantised ``batch["image"]``
+  (or the raw values for continuous data) and the one-hot label, if any."""
+  x = batch["image"]
+  x = (
+    jnp.asarray(x, jnp.float32)
+    if n_bits is None
+    else dequantize(key, x, n_bits)
+  )
+  context = None
+  if num_classes is not None:
+    context = jax.nn.one_hot(batch["label"], num_classes, dtype=x.dtype)
+  return x, context

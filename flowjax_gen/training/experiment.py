@@ -1,0 +1,178 @@
+"""One run's pieces, built from a validated config: data, task, mesh,
+optimiser, iterator, evaluation and pictures.
+
+``Experiment`` is what the loop (``loop.train_and_evaluate``) drives and
+what the tools working on a finished run (``flowjax_gen.runs``) rebuild.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import numpy as np
+
+from flowjax_gen import data
+from flowjax_gen.parallel import (
+  data_mesh,
+  data_parallel_init,
+  process_slice,
+  replicate,
+  shard_batch,
+)
+from flowjax_gen.training import evaluation, reporting, tasks
+from flowjax_gen.training.state import (
+  TrainState,
+  create_state,
+  learning_rate_schedule,
+  make_optimizer,
+)
+from flowjax_gen.training.step import make_train_step
+
+
+def _load_split(config: Mapping, split: str, limit: int) -> dict:
+  return data.load(
+    config["dataset"],
+    split,
+    path=config["data_path"] or None,
+    num_examples=limit or None,
+    seed=config["seed"],
+  )
+
+
+class Experiment:
+  """The pieces of one run (data, task, mesh, optimiser), built from a
+  validated config."""
+
+  def __init__(self, config: Mapping, workdir: str):
+    self.config = config
+    self.workdir = workdir
+    self.train_source = _load_split(
+      config, "train", config["num_train_examples"]
+    )
+    self.test_source = _load_split(config, "test", config["num_test_examples"])
+    self.event_shape = data.event_shape(self.train_source)
+    self.task = tasks.build_task(config, self.event_shape)
+    self.mesh = data_mesh()
+    schedule = learning_rate_schedule(
+      learning_rate=config["learning_rate"],
+      warmup_steps=config["warmup_steps"],
+      num_steps=config["num_steps"],
+      decay=config["decay"],
+    )
+    self.optimizer = make_optimizer(
+      name=config["optimizer"],
+      schedule=schedule,
+      grad_clip_norm=config["grad_clip_norm"],
+      b1=config["adam_b1"],
+    )
+    self.iterator = data.BatchIterator(
+      self.train_source,
+      batch_size=config["batch_size"],
+      seed=config["seed"],
+      shuffle=True,
+      process_index=jax.process_index(),
+      process_count=jax.process_count(),
+      random_flip=config["random_flip"],
+    )
+    self.evaluate_fn = evaluation.jit_per_example(
+      self.task.per_example, self.mesh
+    )
+
+  def _global_batch(self, source: dict, size: int, order=None) -> dict:
+    order = np.arange(size) if order is None else order[:size]
+    return {
+      k: np.asarray(v)[order]
+      for k, v in source.items()
+      if k in ("image", "label")
+    }
+
+  def init_state(self) -> TrainState:
+    """Params from a (possibly data-dependent) init on one global batch."""
+    size = min(self.config["init_batch_size"], len(self.train_source["image"]))
+    size -= size % jax.device_count()
+    order = np.random.default_rng(self.config["seed"]).permutation(
+      len(self.train_source["image"])
+    )
+    global_batch = self._global_batch(self.train_source, size, order)
+    batch = shard_batch(process_slice(global_batch), self.mesh)
+    params = data_parallel_init(self.task.init, self.mesh)(
+      jax.random.key(self.config["seed"]), batch
+    )
+    groups = None
+    if isinstance(self.task.objective, Mapping):
+      groups = tuple(self.task.objective)
+    return replicate(
+      create_state(params, self.optimizer, groups=groups), self.mesh
+    )
+
+  def train_step(self):
+    return make_train_step(
+      self.task.objective,
+      self.optimizer,
+      self.mesh,
+      seed=self.config["seed"],
+      ema_decay=self.config["ema_decay"],
+      update_stats=self.task.update_stats,
+    )
+
+  def evaluate(self, params: Any) -> dict:
+    result = evaluation.evaluate_split(
+      self.evaluate_fn,
+      params,
+      self.test_source,
+      batch_size=self.config["eval_batch_size"],
+      mesh=self.mesh,
+      seed=self.config["seed"],
+    )
+    return {**result, **self.task.summary}
+
+  def pictures(self, params: Any) -> np.ndarray:
+    """The task's pictures (samples, or reconstructions of the first
+    ``num_samples`` test examples), computed on the host's devices."""
+    n = min(self.config["num_samples"], len(self.test_source["image"]))
+    batch = self._global_batch(self.test_source, n)
+    return np.asarray(
+      jax.jit(self.task.pictures)(
+        params, jax.random.key(self.config["seed"] + 7), batch
+      )
+    )
+
+  def draw_samples(
+    self, params: Any, n: int, *, temperature: float, seed: int = 0
+  ) -> np.ndarray:
+    """``n`` samples of a generative model, drawn ``eval_batch_size`` at a
+    time (one compilation) with keys ``fold_in(key(seed), chunk)``."""
+    if self.task.sample is None:
+      raise ValueError(
+        f"a {self.task.family} model does not generate samples; only flows, "
+        "VAEs and GANs do."
+      )
+    size = self.config["eval_batch_size"]
+    sample = jax.jit(self.task.sample, static_argnums=(2, 3))
+    chunks = []
+    for index, begin in enumerate(range(0, n, size)):
+      key = jax.random.fold_in(jax.random.key(seed), index)
+      x = sample(params, key, size, float(temperature))
+      chunks.append(np.asarray(x)[: n - begin])
+    return np.concatenate(chunks)
+
+  def save_samples(self, params: Any, step: int) -> str:
+    x = self.pictures(params)
+    n = min(self.config["num_samples"], len(self.test_source["image"]))
+    # Reconstructions come as rows of kinds (clean, corrupted, output): one
+    # grid row per kind.
+    columns = n if len(x) > n else None
+    folder = os.path.join(self.workdir, "samples")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"step_{step:07d}.png")
+    if jax.process_index() == 0:
+      if x.ndim == 2:
+        reporting.save_scatter(x, path)
+      else:
+        reporting.save_image_grid(
+          x, path, scale=max(1, 64 // x.shape[1]), columns=columns
+        )
+    return path
