@@ -81,6 +81,23 @@ def test_realnvp_batch_norm_training_and_evaluation_modes():
     evaluate.log_prob(params, shifted),
     rtol=1e-3,
   )
+  # One built flow serves both modes: the call-time mode overrides the
+  # factory's default and gives the same numbers as the other build.
+  for flow in (train, evaluate):
+    np.testing.assert_array_equal(
+      flow.log_prob(params, shifted, training=True),
+      train.log_prob(params, shifted),
+    )
+    np.testing.assert_array_equal(
+      flow.log_prob(params, shifted, training=False),
+      evaluate.log_prob(params, shifted),
+    )
+  # update_stats follows the training activations whichever the default.
+  jax.tree.map(
+    np.testing.assert_array_equal,
+    evaluate.update_stats(params, shifted),
+    train.update_stats(params, shifted),
+  )
   # update_stats moves every running mean toward the new batch's statistics.
   updated = train.update_stats(params, shifted)
   before = [

@@ -21,6 +21,12 @@ Conventions:
     statistics (the batch-norm bijector) and for combinators that hold such a
     layer; it returns params with the running statistics moved towards the
     statistics of the given batch. Everywhere else it is ``None``.
+  * The mode of such layers is chosen at call time: a bijector whose
+    ``update_stats`` is not ``None`` takes a keyword ``training`` in
+    ``forward_and_log_det`` (``True``: batch statistics; ``False``: running
+    averages; ``None``: the mode given to its factory). Combinators pass it
+    on with ``forward_in_mode``, so one built flow serves training and
+    evaluation.
 """
 
 from __future__ import annotations
@@ -64,6 +70,20 @@ class Bijector(NamedTuple):
   forward_and_log_det: TransformFn
   inverse_and_log_det: TransformFn
   update_stats: Optional[UpdateStatsFn] = None
+
+
+def forward_in_mode(
+  bijector: Bijector,
+  params: Params,
+  x: Any,
+  context: Context = None,
+  training: Optional[bool] = None,
+) -> tuple[Any, Array]:
+  """``bijector.forward_and_log_det``, passing ``training`` on only to
+  bijectors with running statistics (the others take no mode)."""
+  if training is None or bijector.update_stats is None:
+    return bijector.forward_and_log_det(params, x, context)
+  return bijector.forward_and_log_det(params, x, context, training=training)
 
 
 def no_params_init(key: Array, x: Array, context: Context = None) -> Params:

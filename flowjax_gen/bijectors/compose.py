@@ -9,6 +9,7 @@ members' log-dets (chain rule for Jacobian determinants).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, Optional, Union
 
@@ -16,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from flowjax_gen._checks import check_even, check_positive_int
-from flowjax_gen.bijectors.base import Bijector, zero_log_det
+from flowjax_gen.bijectors.base import Bijector, forward_in_mode, zero_log_det
 from flowjax_gen.bijectors.invertible_backprop import (
   Transform,
   reconstructing_scan,
@@ -51,10 +52,10 @@ def chain(*bijectors: Bijector) -> Bijector:
       params.append(p)
     return tuple(params)
 
-  def forward(params, x, context: Context = None):
+  def forward(params, x, context: Context = None, *, training=None):
     total = zero_log_det(x)
     for bijector, p in zip(bijectors, params, strict=True):
-      x, log_det = bijector.forward_and_log_det(p, x, context)
+      x, log_det = forward_in_mode(bijector, p, x, context, training)
       total = total + log_det
     return x, total
 
@@ -72,7 +73,8 @@ def chain(*bijectors: Bijector) -> Bijector:
         new_params.append(bijector.update_stats(p, x, context))
       else:
         new_params.append(p)
-      x, _ = bijector.forward_and_log_det(p, x, context)
+      # The statistics track the activations seen in training.
+      x, _ = forward_in_mode(bijector, p, x, context, training=True)
     return tuple(new_params)
 
   return Bijector(
@@ -239,17 +241,25 @@ def scan(
       wrap_body=maybe_remat,
     )
 
-  def forward(params, x, context: Context = None):
+  def forward(params, x, context: Context = None, *, training=None):
+    step = bijector.forward_and_log_det
+    if bijector.update_stats is not None and training is not None:
+      step = functools.partial(forward_in_mode, bijector, training=training)
     if invertible_backprop:
+      if training:
+        raise ValueError(
+          "invertible_backprop needs steps that are bijections of each "
+          "example; batch statistics (training=True) are not."
+        )
       return invertible_scan(
-        bijector.forward_and_log_det,
+        step,
         bijector.inverse_and_log_det,
         params,
         x,
         context,
         length=num_steps,
       )
-    return run(bijector.forward_and_log_det, params, x, context, False)
+    return run(step, params, x, context, False)
 
   def inverse(params, y, context: Context = None):
     if invertible_backprop:
@@ -267,7 +277,7 @@ def scan(
   def update_stats(params, x, context: Context = None):
     def body(x, p):
       new_p = bijector.update_stats(p, x, context)
-      x, _ = bijector.forward_and_log_det(p, x, context)
+      x, _ = forward_in_mode(bijector, p, x, context, training=True)
       return x, new_p
 
     return jax.lax.scan(body, x, params)[1]
@@ -324,10 +334,10 @@ def multiscale(levels: Sequence[Bijector]) -> Bijector:
       params.append(p)
     return tuple(params)
 
-  def forward(params, x, context: Context = None):
+  def forward(params, x, context: Context = None, *, training=None):
     latents, total, h = [], zero_log_det(x), x
     for i, (level, p) in enumerate(zip(levels, params, strict=True)):
-      h, log_det = level.forward_and_log_det(p, h, context)
+      h, log_det = forward_in_mode(level, p, h, context, training)
       total = total + log_det
       if i < last:
         h, z = _split_channels(h, i)
@@ -357,7 +367,7 @@ def multiscale(levels: Sequence[Bijector]) -> Bijector:
         new_params.append(level.update_stats(p, h, context))
       else:
         new_params.append(p)
-      h, _ = level.forward_and_log_det(p, h, context)
+      h, _ = forward_in_mode(level, p, h, context, training=True)
       if i < last:
         h, _ = _split_channels(h, i)
     return tuple(new_params)

@@ -11,7 +11,10 @@ where ``P`` is the number of positions per example. With
 ``use_running_average=False`` (training) the forward pass uses the batch's
 own mean and variance, and the log-det is that of the map with those
 statistics held fixed, as in the paper; with ``True`` (evaluation) it uses the
-running averages and is an exact per-example bijection. The inverse (latent
+running averages and is an exact per-example bijection. The forward pass
+also takes the mode at call time, ``forward_and_log_det(params, x,
+training=True)`` (batch statistics) or ``training=False`` (running
+averages), which overrides the factory's default. The inverse (latent
 -> data, i.e. sampling) has no batch of data to take statistics from, so it
 always uses the running averages.
 
@@ -44,8 +47,9 @@ def batch_norm(
   """Batch normalisation as a bijector; see the module docstring.
 
   Args:
-    use_running_average: evaluate with the running averages (``True``) or the
-      batch statistics (``False``, training).
+    use_running_average: the default mode: the running averages (``True``,
+      evaluation) or the batch statistics (``False``, training); a call's
+      ``training=`` overrides it.
     momentum: weight of the new batch in ``update_stats``, in (0, 1].
     eps: variance floor inside the square root, > 0.
   """
@@ -70,8 +74,9 @@ def batch_norm(
       "running_var": var,
     }
 
-  def statistics(params, x):
-    if use_running_average:
+  def statistics(params, x, training):
+    use_batch = not use_running_average if training is None else training
+    if not use_batch:
       return params["running_mean"], params["running_var"]
     return _moments(x)
 
@@ -81,9 +86,9 @@ def batch_norm(
       num_positions(x) * jnp.sum(per_channel), x.shape[:1]
     )
 
-  def forward(params, x, context: Context = None):
+  def forward(params, x, context: Context = None, *, training=None):
     del context
-    mean, var = statistics(params, x)
+    mean, var = statistics(params, x, training)
     y = (x - mean) * jax.lax.rsqrt(var + eps) * jnp.exp(params["log_gamma"])
     return y + params["beta"], log_det(params, var, x)
 

@@ -45,6 +45,7 @@ from flowjax_gen.bijectors import (
   shuffle,
   squeeze,
 )
+from flowjax_gen.bijectors.base import forward_in_mode
 from flowjax_gen.nets.conditioners import MLP, GlowConvNet, ResNet
 
 PREPROCESSING = ("center", "logit", "none")
@@ -57,8 +58,11 @@ class Flow(NamedTuple):
 
   Attributes:
     init: ``(key, x_example, context=None) -> params`` (data-dependent).
-    log_prob: ``(params, x, context=None) -> (batch,)`` exact log density of
-      ``x`` in ``[0, 1)^event_shape``.
+    log_prob: ``(params, x, context=None, *, training=None) -> (batch,)``
+      exact log density of ``x`` in ``[0, 1)^event_shape``. ``training``
+      chooses the mode of batch-norm layers (``True``: batch statistics, as
+      in training; ``False``: running averages; ``None``: the factory's
+      default); flows without them ignore it.
     encode: ``(params, x, context=None) -> latents``: every latent (a tuple,
       finest level first, for multi-scale flows), whitened so that each is
       standard under the base density.
@@ -106,9 +110,9 @@ def make_flow(
     check_data(x, event_shape)
     return bijector.forward_and_log_det(params, x, context)[0]
 
-  def log_prob(params, x, context=None):
+  def log_prob(params, x, context=None, *, training=None):
     check_data(x, event_shape)
-    latents, log_det = bijector.forward_and_log_det(params, x, context)
+    latents, log_det = forward_in_mode(bijector, params, x, context, training)
     return base.log_prob(latents) + log_det
 
   def decode(params, latents, context=None):

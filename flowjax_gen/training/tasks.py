@@ -10,13 +10,14 @@ evaluation.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 
-from flowjax_gen import objectives
+from flowjax_gen import objectives, preprocess
 from flowjax_gen.models.registry import (
   FAMILIES,
   MODELS,
@@ -37,7 +38,7 @@ class Task(NamedTuple):
 
   Attributes:
     family: one of ``FAMILIES``.
-    model: the model object (``Flow`` in its evaluation variant,
+    model: the model object (``Flow``, evaluating by default,
       ``AutoEncoder``, ``VAE``, ``GAN``, ``Classifier``), for tools that
       work on a trained run (evaluation, latent arithmetic).
     init: ``(key, batch) -> params``; ``batch`` is one global batch as the
@@ -94,13 +95,17 @@ def _pictures_from(sample: Callable, temperature: float) -> Callable:
 def _flow_task(config: Mapping, event_shape: Sequence[int]) -> Task:
   n_bits = config["n_bits"] or None
   num_classes = config["num_classes"] or None
-  flow = build_flow(config["model"], event_shape, config["model_kwargs"])
-  eval_flow = build_flow(
+  # Built once, in evaluation mode by default; the training objective asks
+  # for batch statistics at call time (flows with batch-norm layers).
+  flow = build_flow(
     config["model"], event_shape, config["model_kwargs"], evaluation=True
   )
+  train_log_prob = flow.log_prob
+  if flow.update_stats is not None:
+    train_log_prob = functools.partial(flow.log_prob, training=True)
 
   def inputs(batch, key):
-    return objectives.flow_inputs(
+    return preprocess.flow_inputs(
       batch, key, n_bits=n_bits, num_classes=num_classes
     )
 
@@ -110,7 +115,7 @@ def _flow_task(config: Mapping, event_shape: Sequence[int]) -> Task:
 
   def per_example(params, batch, key):
     return objectives.flow_bits_per_dim(
-      eval_flow.log_prob,
+      flow.log_prob,
       params,
       batch,
       key,
@@ -122,9 +127,7 @@ def _flow_task(config: Mapping, event_shape: Sequence[int]) -> Task:
     context = None
     if num_classes:
       context = jax.nn.one_hot(jnp.arange(n) % num_classes, num_classes)
-    return eval_flow.sample(
-      params, key, n, temperature=temperature, context=context
-    )
+    return flow.sample(params, key, n, temperature=temperature, context=context)
 
   update_stats = None
   if flow.update_stats is not None:
@@ -135,10 +138,10 @@ def _flow_task(config: Mapping, event_shape: Sequence[int]) -> Task:
 
   return Task(
     family="flow",
-    model=eval_flow,
+    model=flow,
     init=init,
     objective=objectives.flow_nll(
-      flow.log_prob, n_bits=n_bits, num_classes=num_classes
+      train_log_prob, n_bits=n_bits, num_classes=num_classes
     ),
     per_example=per_example,
     pictures=_pictures_from(sample, config["temperature"]),
