@@ -51,7 +51,9 @@ DATA_AXIS = "data"
 
 
 def data_mesh(
-  devices: Optional[Sequence[jax.Device]] = None,
+  # ``jax.Device`` is an alias of a jaxlib extension class without type
+  # stubs, so pyright does not accept it as a type expression.
+  devices: Optional[Sequence[jax.Device]] = None,  # pyright: ignore[reportInvalidTypeForm]
   *,
   axis_type: AxisType = AxisType.Auto,
 ) -> Mesh:

@@ -274,20 +274,19 @@ def scan(
       )
     return run(bijector.inverse_and_log_det, params, y, context, True)
 
+  step_update_stats = bijector.update_stats
+  if step_update_stats is None:
+    return Bijector(init, forward, inverse)
+
   def update_stats(params, x, context: Context = None):
     def body(x, p):
-      new_p = bijector.update_stats(p, x, context)
+      new_p = step_update_stats(p, x, context)
       x, _ = forward_in_mode(bijector, p, x, context, training=True)
       return x, new_p
 
     return jax.lax.scan(body, x, params)[1]
 
-  return Bijector(
-    init,
-    forward,
-    inverse,
-    update_stats if bijector.update_stats is not None else None,
-  )
+  return Bijector(init, forward, inverse, update_stats)
 
 
 def _split_channels(h: jax.Array, level: int):

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 
 from flowjax_gen._checks import check_choice, check_even, check_min_rank
 from flowjax_gen.bijectors.base import Bijector, event_sum
-from flowjax_gen.typing import Context
+from flowjax_gen.typing import Context, apply_output
 
 MASKS = ("half", "alternating", "checkerboard")
 SCALE_FNS = ("sigmoid", "exp_tanh", "exp")
@@ -143,7 +143,7 @@ def _coupling(
     return partition, make_conditioner(out)
 
   def shift_and_log_scale(net, params, a, context):
-    h = net.apply(params, a, context)
+    h = apply_output(net, params, a, context)
     if not affine:
       return h, None
     shift, raw_scale = jnp.split(h, 2, axis=-1)
@@ -166,7 +166,7 @@ def _coupling(
     partition, net = networks(x)
     a, b = partition.split(x)
     shift, log_s = shift_and_log_scale(net, params, a, context)
-    y_b = b * jnp.exp(log_s) + shift if affine else b + shift
+    y_b = b + shift if log_s is None else b * jnp.exp(log_s) + shift
     y = partition.merge(a, y_b)
     return y, log_det(partition, log_s, x.shape[:1], x.dtype)
 
@@ -174,7 +174,7 @@ def _coupling(
     partition, net = networks(y)
     a, y_b = partition.split(y)
     shift, log_s = shift_and_log_scale(net, params, a, context)
-    b = (y_b - shift) * jnp.exp(-log_s) if affine else y_b - shift
+    b = y_b - shift if log_s is None else (y_b - shift) * jnp.exp(-log_s)
     x = partition.merge(a, b)
     return x, -log_det(partition, log_s, y.shape[:1], y.dtype)
 

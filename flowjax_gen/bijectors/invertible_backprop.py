@@ -84,8 +84,8 @@ class _Split:
     return diff, rest
 
   def merge(self, diff: list, rest: list) -> Any:
-    diff, rest = iter(diff), iter(rest)
-    leaves = [next(diff) if m else next(rest) for m in self.mask]
+    diff_leaves, rest_leaves = iter(diff), iter(rest)
+    leaves = [next(diff_leaves) if m else next(rest_leaves) for m in self.mask]
     return jax.tree.unflatten(self.treedef, leaves)
 
 

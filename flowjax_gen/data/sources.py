@@ -32,7 +32,8 @@ to dequantise. Every source has the splits ``"train"`` and ``"test"`` only.
 from __future__ import annotations
 
 import os
-from typing import Optional
+from collections.abc import Sequence
+from typing import Any, Optional, cast
 
 import numpy as np
 
@@ -107,14 +108,16 @@ def is_discrete(source: Source) -> bool:
 def _digits(split: str) -> Source:
   from sklearn.datasets import load_digits  # noqa: PLC0415
 
-  digits = load_digits()
+  # ``(1797, 64)`` pixels (the 8x8 images, flattened) and the digits.
+  flat, target = load_digits(return_X_y=True)
+  images = flat.reshape(-1, 8, 8)
   # Independent of ``seed`` so every run evaluates on the same 297 digits.
-  order = np.random.default_rng(0).permutation(len(digits.target))
+  order = np.random.default_rng(0).permutation(len(target))
   order = order[:_DIGITS_TRAIN] if split == "train" else order[_DIGITS_TRAIN:]
-  pixels = np.round(digits.images[order] * 255.0 / 16.0)
+  pixels = np.round(images[order] * 255.0 / 16.0)
   return {
     "image": pixels.astype(np.uint8)[..., None],
-    "label": digits.target[order].astype(np.int32),
+    "label": target[order].astype(np.int32),
   }
 
 
@@ -185,7 +188,10 @@ def _tfds(
   import tensorflow_datasets as tfds  # noqa: PLC0415
 
   try:
-    records = tfds.data_source(name, split=split, data_dir=data_dir)
+    # One split name gives one source (a tree of them for a tree of names).
+    records = cast(
+      Sequence[Any], tfds.data_source(name, split=split, data_dir=data_dir)
+    )
   except tfds.core.DatasetNotFoundError as e:
     raise ValueError(
       f"unknown dataset {name!r}: not a built-in source and not a TFDS dataset"
@@ -217,7 +223,7 @@ def _two_moons(rng: np.random.Generator, n: int):
     n_samples=n, noise=0.05, random_state=int(rng.integers(2**31 - 1))
   )
   # FFJORD's affine map centres the moons on the origin at radius ~2.
-  return points * 2.0 + np.array([-1.0, -0.2]), labels
+  return np.asarray(points) * 2.0 + np.array([-1.0, -0.2]), np.asarray(labels)
 
 
 def _eight_gaussians(rng: np.random.Generator, n: int):

@@ -63,7 +63,8 @@ def mnist_attributes(images: Any, labels: Any) -> tuple[np.ndarray, list[str]]:
     )
   intensity = pixels / 255.0
   mass = intensity.sum(axis=(1, 2))
-  rows, cols = np.indices(pixels.shape[1:], dtype=np.float64)
+  grid = np.indices(pixels.shape[1:], dtype=np.float64)
+  rows, cols = grid[0], grid[1]
   weight = np.maximum(mass, 1e-12)  # a blank image has no slant
   y_bar = (intensity * rows).sum(axis=(1, 2)) / weight
   x_bar = (intensity * cols).sum(axis=(1, 2)) / weight

@@ -190,11 +190,11 @@ def encode_dataset(
 
 def manipulate(z: Any, dz: Any, alphas: Sequence[float]) -> jax.Array:
   """``z + alpha dz`` for every alpha: ``(len(alphas), *z.shape)``."""
-  alphas = jnp.asarray(alphas, jnp.float32)
+  scales = jnp.asarray(alphas, jnp.float32)
   z, dz = jnp.asarray(z), jnp.asarray(dz)
   if dz.shape[-1:] != z.shape[-1:]:
     raise ValueError(f"dz must have size {z.shape[-1]}; got shape {dz.shape}.")
-  return z[None] + alphas.reshape((-1,) + (1,) * z.ndim) * dz
+  return z[None] + scales.reshape((-1,) + (1,) * z.ndim) * dz
 
 
 def interpolate(
@@ -301,4 +301,6 @@ def nearest_neighbours(
     order = np.argsort(best_d, axis=1, kind="stable")[:, :k]
     best_d = np.take_along_axis(best_d, order, axis=1)
     best_ids = np.take_along_axis(best_ids, order, axis=1)
+  # 1 <= k <= num_examples, so the store had at least one chunk.
+  assert best_ids is not None
   return best_ids, best_d

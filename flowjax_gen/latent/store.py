@@ -229,7 +229,7 @@ class EncodingStore:
     if labels is not None:
       arrays["label"] = np.asarray(labels, np.int32)
       expected["label"] = (rows,)
-    if attributes is not None:
+    if attributes is not None and names is not None:  # both or neither (above)
       arrays["attributes"] = np.asarray(attributes, np.int32)
       expected["attributes"] = (rows, len(names))
     for name, values in arrays.items():

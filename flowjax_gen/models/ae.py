@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from flowjax_gen._checks import check_choice, check_positive_int
 from flowjax_gen.nets.decoders import ConvDecoder, MLPDecoder
 from flowjax_gen.nets.encoders import ConvEncoder, MLPEncoder
+from flowjax_gen.typing import apply_output
 
 LATENT_DTYPES = {"float32": 32, "bfloat16": 16, "float16": 16}
 NETWORKS = ("mlp", "conv")
@@ -105,17 +106,17 @@ def autoencoder(
   def init(key, x):
     encoder_key, decoder_key = jax.random.split(key)
     encoder_params = encoder.init(encoder_key, x)
-    z = encoder.apply(encoder_params, x)
+    z = apply_output(encoder, encoder_params, x)
     return {
       "encoder": encoder_params,
       "decoder": decoder.init(decoder_key, z),
     }
 
   def encode(params, x):
-    return encoder.apply(params["encoder"], x).astype(dtype)
+    return apply_output(encoder, params["encoder"], x).astype(dtype)
 
   def decode(params, z):
-    logits = decoder.apply(params["decoder"], z.astype(jnp.float32))
+    logits = apply_output(decoder, params["decoder"], z.astype(jnp.float32))
     return jax.nn.sigmoid(logits)
 
   def reconstruct(params, x):

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 
 from flowjax_gen._checks import check_data, check_positive_int
 from flowjax_gen.preprocess import unit_interval
+from flowjax_gen.typing import apply_output
 
 
 class ConvClassifier(nn.Module):
@@ -123,7 +124,7 @@ def classifier(
 
   def embed_and_logits(params, x):
     check_data(x, shape)
-    return net.apply(params, jnp.asarray(x, jnp.float32))
+    return apply_output(net, params, jnp.asarray(x, jnp.float32))
 
   def logits(params, x):
     return embed_and_logits(params, x)[1]

@@ -130,11 +130,14 @@ def make_flow(
     return decode(params, base.sample(key, shapes, temperature), context)
 
   update_stats = None
-  if bijector.update_stats is not None:
+  bijector_update_stats = bijector.update_stats
+  if bijector_update_stats is not None:
 
-    def update_stats(params, x, context=None):
+    def checked_update_stats(params, x, context=None):
       check_data(x, event_shape)
-      return bijector.update_stats(params, x, context)
+      return bijector_update_stats(params, x, context)
+
+    update_stats = checked_update_stats
 
   return Flow(
     init,

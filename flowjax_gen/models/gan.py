@@ -25,6 +25,7 @@ from flowjax_gen._checks import check_data, check_positive_int
 from flowjax_gen.nets.discriminators import DCGANDiscriminator
 from flowjax_gen.nets.generators import DCGANGenerator, check_image_shape
 from flowjax_gen.preprocess import symmetric
+from flowjax_gen.typing import apply_output
 
 
 class GAN(NamedTuple):
@@ -69,7 +70,8 @@ def gan(
     discriminator_channels: features of each stride-2 discriminator conv.
   """
   check_image_shape("event_shape", tuple(event_shape), 4)
-  event_shape = tuple(int(d) for d in event_shape)
+  height, width, num_channels = (int(d) for d in event_shape)
+  event_shape = (height, width, num_channels)
   check_positive_int("latent_size", latent_size)
   generator = DCGANGenerator(event_shape, tuple(generator_channels))
   discriminator = DCGANDiscriminator(tuple(discriminator_channels))
@@ -91,11 +93,11 @@ def gan(
 
   def generate(params, z):
     check_latents(z)
-    return generator.apply(params["generator"], z)
+    return apply_output(generator, params["generator"], z)
 
   def discriminate(params, x):
     check_data(x, event_shape)
-    return discriminator.apply(params["discriminator"], x)
+    return apply_output(discriminator, params["discriminator"], x)
 
   def inputs(batch):
     image = batch["image"]

@@ -40,6 +40,7 @@ from flowjax_gen.preprocess import (
   dequantize,
   reduce_bits,
 )
+from flowjax_gen.typing import apply_output
 
 LIKELIHOODS = ("bernoulli", "gaussian", "logistic")
 NETWORKS = ("mlp", "conv")
@@ -149,6 +150,7 @@ def vae(
     encoder = encoder or partial(ConvEncoder, channels=channels, **conv)
     decoder = decoder or partial(ConvDecoder, channels=channels[::-1], **conv)
   height, width, num_channels = event_shape
+  event_shape = (height, width, num_channels)
   m = PARAMS_PER_PIXEL[likelihood]
   encoder_net = encoder(2 * latent_size)
   decoder_net = decoder((height, width, num_channels * m))
@@ -169,12 +171,12 @@ def vae(
 
   def encode(params, x):
     check_data(x, event_shape)
-    out = encoder_net.apply(params["encoder"], encoder_input(x))
+    out = apply_output(encoder_net, params["encoder"], encoder_input(x))
     mean, log_std = jnp.split(out, 2, axis=-1)
     return mean, log_std
 
   def decode(params, z):
-    return decoder_net.apply(params["decoder"], z)
+    return apply_output(decoder_net, params["decoder"], z)
 
   def log_likelihood(params, x, z):
     check_data(x, event_shape)

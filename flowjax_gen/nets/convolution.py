@@ -64,7 +64,7 @@ def _explicit_padding(padding, kernel_hw) -> Optional[list[tuple[int, int]]]:
   pads = [tuple(int(v) for v in pair) for pair in padding]
   if len(pads) != 2 or any(len(p) != 2 or min(p) < 0 for p in pads):
     return None
-  return pads
+  return [(low, high) for low, high in pads]
 
 
 def _windows(x: jax.Array, kernel_hw, out_hw, channels: Optional[int]):

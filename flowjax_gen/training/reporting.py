@@ -25,7 +25,7 @@ class MetricWriter:
       self._tb = SummaryWriter(os.path.join(workdir, "tb"))
 
   def write(self, step: int, split: str, metrics: dict) -> None:
-    if not self._enabled:
+    if not self._enabled or self._tb is None:  # None unless enabled
       return
     values = {k: float(v) for k, v in metrics.items()}
     with open(self._path, "a") as f:
@@ -98,7 +98,7 @@ def save_image_grid(
   picture = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
   if scale > 1:
     picture = picture.resize(
-      (picture.width * scale, picture.height * scale), Image.NEAREST
+      (picture.width * scale, picture.height * scale), Image.Resampling.NEAREST
     )
   picture.save(path)
 

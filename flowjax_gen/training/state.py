@@ -73,7 +73,7 @@ def make_optimizer(
   if not 0.0 <= b1 < 1.0:
     raise ValueError(f"b1 must be in [0, 1); got {b1!r}.")
   base = optax.adam if name == "adam" else optax.adamax
-  parts = [base(schedule, b1=b1)]
+  parts: list[optax.GradientTransformation] = [base(schedule, b1=b1)]
   if grad_clip_norm and grad_clip_norm > 0:
     parts.insert(0, optax.clip_by_global_norm(grad_clip_norm))
   return optax.chain(*parts)

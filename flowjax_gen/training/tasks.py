@@ -130,11 +130,14 @@ def _flow_task(config: Mapping, event_shape: Sequence[int]) -> Task:
     return flow.sample(params, key, n, temperature=temperature, context=context)
 
   update_stats = None
-  if flow.update_stats is not None:
+  flow_update_stats = flow.update_stats
+  if flow_update_stats is not None:
 
-    def update_stats(params, batch, key):
+    def update_stats_on_batch(params, batch, key):
       x, context = inputs(batch, key)
-      return flow.update_stats(params, x, context)
+      return flow_update_stats(params, x, context)
+
+    update_stats = update_stats_on_batch
 
   return Task(
     family="flow",
