@@ -9,6 +9,7 @@ cycles. The order is the one written in ``flowjax_gen/__init__.py`` and
 from __future__ import annotations
 
 import ast
+import json
 import pathlib
 import shutil
 import subprocess
@@ -141,3 +142,21 @@ def test_ruff_lint_and_format_are_clean():
   assert lint.returncode == 0, lint.stdout + lint.stderr
   fmt = _run(ruff, "format", "--check", *paths)
   assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+@pytest.mark.slow
+def test_pyright_reports_no_errors():
+  # The [tool.pyright] settings of pyproject.toml (the package, "basic"
+  # mode); imports resolve in the environment that runs the tests.
+  pyright = _tool("pyright")
+  result = _run(pyright, "--outputjson", "--pythonpath", sys.executable)
+  try:
+    report = json.loads(result.stdout)
+  except json.JSONDecodeError:
+    pytest.fail(f"pyright did not run:\n{result.stdout}{result.stderr}")
+  errors = [
+    f"{d['file']}:{d['range']['start']['line'] + 1}: {d['message']}"
+    for d in report["generalDiagnostics"]
+    if d["severity"] == "error"
+  ]
+  assert report["summary"]["errorCount"] == 0, "\n".join(errors)
