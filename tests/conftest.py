@@ -15,7 +15,19 @@ import tempfile
 os.environ.setdefault(
   "JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="flowjax_gen_jax_cache_")
 )
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+# Only programs worth keeping: every eager op compiles a tiny program, and
+# writing each of those to disk costs more than compiling it again.
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
+# The tests run small shapes for a few steps, so compiling is most of their
+# time: LLVM's optimisation passes (not XLA's HLO passes, which decide
+# fusion, layouts and buffers) are skipped. Results are unchanged (no
+# fast-math either way); code runs slower, which tiny shapes do not notice.
+# The subprocesses the end-to-end tests start inherit the flag.
+_FAST_COMPILE = "--xla_backend_optimization_level=0"
+if _FAST_COMPILE not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = (
+    f"{os.environ.get('XLA_FLAGS', '')} {_FAST_COMPILE}".strip()
+  )
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)

@@ -8,6 +8,7 @@ from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from flowjax_gen import bijectors as fb
 from flowjax_gen import models
@@ -147,22 +148,26 @@ CASES = {
 def perturb(params, key, scale=0.1):
   """Adds noise to every float leaf so zero-initialised layers stop being
   identities; fixed leaves (LU permutation and signs) are kept, and
-  variances are scaled rather than shifted so they stay positive."""
+  variances are scaled rather than shifted so they stay positive.
+
+  The noise is drawn on the host (numpy, seeded from ``key``): one JAX
+  random program per leaf shape would cost a compilation each.
+  """
   paths_and_leaves = jax.tree_util.tree_flatten_with_path(params)[0]
   if not paths_and_leaves:
     return params
   treedef = jax.tree.structure(params)
-  keys = jax.random.split(key, len(paths_and_leaves))
+  rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).tolist())
   new = []
-  for k, (path, leaf) in zip(keys, paths_and_leaves, strict=True):
+  for path, leaf in paths_and_leaves:
     names = {getattr(p, "key", None) for p in path}
-    noise = scale * jax.random.normal(k, jnp.shape(leaf), leaf.dtype)
+    noise = scale * rng.standard_normal(np.shape(leaf))
     if "fixed" in names:
       new.append(leaf)
     elif names & {"running_var"}:
-      new.append(leaf * jnp.exp(noise))
+      new.append(leaf * np.exp(noise).astype(leaf.dtype))
     else:
-      new.append(leaf + noise)
+      new.append(leaf + noise.astype(leaf.dtype))
   return jax.tree.unflatten(treedef, new)
 
 

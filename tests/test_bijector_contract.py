@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 from registry import CASES, build, make_inputs
 
-NAMES = sorted(CASES)
+# Each case's tests run on one xdist worker (``--dist loadgroup``), which
+# compiles the case's programs once and reuses them (``registry.jitted``).
+NAMES = [
+  pytest.param(name, marks=pytest.mark.xdist_group(name))
+  for name in sorted(CASES)
+]
 
 
 def flat(tree):
@@ -97,7 +102,9 @@ def test_shapes_dtypes_and_jit(name):
   )
   assert flat(y).shape[1] == np.prod(x.shape[1:])  # bijections keep size
   y_jit, log_det_jit = compiled.forward_and_log_det(params, x, context)
-  assert max_abs_diff(y_jit, y) < 1e-5
+  # Compiled and eager programs round differently (fused, reordered ops);
+  # relative to latents of size ~5 after a deep flow, 1e-5 is float32 noise.
+  np.testing.assert_allclose(flat(y_jit), flat(y), rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(log_det_jit, log_det, rtol=1e-5, atol=1e-4)
   x_jit, _ = compiled.inverse_and_log_det(params, y, context)
   x_eager, _ = eager.inverse_and_log_det(params, y, context)
