@@ -1,5 +1,6 @@
-"""Model factories: flows, auto-encoders, VAEs, GANs and the classifier
-behind the sample-quality metric."""
+"""Model factories: flows (images; ``nsf`` and ``maf`` for tabular
+vectors), auto-encoders, VAEs, GANs and the classifier behind the
+sample-quality metric."""
 
 from flowjax_gen.models.ae import AutoEncoder, autoencoder
 from flowjax_gen.models.classifier import Classifier, classifier
@@ -14,6 +15,7 @@ from flowjax_gen.models.flows import (
 )
 from flowjax_gen.models.gan import GAN, gan
 from flowjax_gen.models.registry import FLOWS, build_flow
+from flowjax_gen.models.tabular_flows import maf, nsf
 from flowjax_gen.models.vae import VAE, vae
 
 __all__ = [
@@ -30,8 +32,10 @@ __all__ = [
   "gan",
   "glow",
   "glow_step",
+  "maf",
   "make_flow",
   "nice",
+  "nsf",
   "realnvp",
   "vae",
 ]
