@@ -89,6 +89,13 @@ def _derivatives(unnormalised: Array) -> Array:
   return jnp.concatenate([ones, inner, ones], axis=-1)
 
 
+def _unit_interval(xi: Array) -> Array:
+  # Rounding can put xi a hair outside [0, 1]. jnp.clip would halve the
+  # gradient at xi = 0 or 1 exactly (ties in min/max), i.e. at every knot;
+  # this clamp keeps the gradient of the identity there.
+  return jnp.where(xi < 0.0, 0.0, jnp.where(xi > 1.0, 1.0, xi))
+
+
 def _at(values: Array, index: Array) -> Array:
   return jnp.take_along_axis(values, index[..., None], axis=-1)[..., 0]
 
@@ -119,9 +126,10 @@ def rational_quadratic(
   y_knots, bin_heights = _knots(heights, bound)
   slopes = _derivatives(derivatives)
   inside = (x >= -bound) & (x <= bound)
-  # Clamping keeps the unused spline branch finite in the tails, so neither
-  # its value nor its gradient can leak NaNs through the ``where`` below.
-  v = jnp.clip(x, -bound, bound)
+  # Tail entries go through the spline at 0 instead, so the unused branch
+  # stays finite and no NaN can leak through the final ``where`` (nor
+  # through its gradient).
+  v = jnp.where(inside, x, jnp.zeros_like(x))
   search = y_knots if inverse else x_knots
   index = jnp.sum(v[..., None] >= search[..., 1:-1], axis=-1)
   x_k, w = _at(x_knots, index), _at(bin_widths, index)
@@ -135,10 +143,10 @@ def rational_quadratic(
     b = h * d_k - dy * e
     c = -s * dy
     root = jnp.sqrt(jnp.maximum(b * b - 4.0 * a * c, 0.0))
-    xi = jnp.clip(2.0 * c / (-b - root), 0.0, 1.0)
+    xi = _unit_interval(2.0 * c / (-b - root))
     out = x_k + w * xi
   else:
-    xi = jnp.clip((v - x_k) / w, 0.0, 1.0)
+    xi = _unit_interval((v - x_k) / w)
   xi_1m = xi * (1.0 - xi)
   denominator = s + e * xi_1m
   log_deriv = (
