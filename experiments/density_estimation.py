@@ -18,7 +18,7 @@ set.
 Datasets: the four 2-D toys of ``flowjax_gen.data`` (10,000 train, of which
 1,000 validate, and 2,000 test) and scikit-learn's bundled breast-cancer set
 (569 x 30 continuous features, no download), split 80/20 into train and
-test by a seeded permutation (455 train, of which 46 validate; 114 test).
+test by a seeded permutation (455 train, of which 45 validate; 114 test).
 
 Writes ``density_estimation.json`` and one density heat-map per toy
 (``density_estimation_<toy>.png``: training data, then each model's
