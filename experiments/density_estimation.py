@@ -174,6 +174,9 @@ def run_dataset(name: str, settings: candidates.Settings) -> dict:
     except candidates.Unsupported as reason:
       results[model] = {"unsupported": str(reason)}
       continue
+    except ImportError as missing:  # a peer library is not installed
+      results[model] = {"unsupported": f"not installed: {missing}"}
+      continue
     start = time.perf_counter()
     params, best_step, losses = train(candidate, x_train, x_valid)
     seconds = time.perf_counter() - start
@@ -225,6 +228,11 @@ def main(argv):
   unknown = sorted(set(FLAGS.datasets) - set(DATASETS))
   if unknown:
     raise app.UsageError(f"unknown datasets {unknown}; allowed: {DATASETS}")
+  unknown = sorted(set(FLAGS.models) - set(candidates.MODELS))
+  if unknown:
+    raise app.UsageError(
+      f"unknown models {unknown}; allowed: {candidates.MODELS}"
+    )
   os.makedirs(FLAGS.output_dir, exist_ok=True)
   settings = candidates.Settings()
   start = time.perf_counter()
