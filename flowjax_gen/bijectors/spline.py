@@ -5,7 +5,8 @@ On ``[-B, B]`` the spline has ``K`` bins with knots
 ``(x_k, y_k)``, ``k = 0..K``, ``x_0 = y_0 = -B``, ``x_K = y_K = B``, and
 positive derivatives ``d_k`` at the knots. Inside bin ``k``, with
 ``w = x_{k+1} - x_k``, ``h = y_{k+1} - y_k``, ``s = h / w`` and
-``xi = (x - x_k) / w`` in ``[0, 1]`` (the paper's eq. 4)::
+``xi = (x - x_k) / w`` in ``[0, 1]`` (Gregory & Delbourgo's
+rational-quadratic form, as used by NSF)::
 
     forward:  y = y_k + h (s xi^2 + d_k xi (1 - xi)) / D(xi)
               D(xi) = s + (d_{k+1} + d_k - 2 s) xi (1 - xi)
@@ -19,10 +20,16 @@ The inverse solves the quadratic ``a xi^2 + b xi + c = 0`` with, for
     inverse:  xi = 2 c / (-b - sqrt(b^2 - 4 a c)),   x = x_k + w xi
 
 the root in ``[0, 1]``, written in the form that does not cancel when
-``a`` is near zero (the paper's eq. 29). Its log-det is the negative of the
-forward one at ``xi``. Outside ``[-B, B]`` the map is the identity
-(``log_det = 0``); the boundary derivatives are ``d_0 = d_K = 1``, so the
-derivative is continuous at ``+-B``.
+``a`` is near zero (the textbook ``(-b + sqrt(.)) / 2a`` does). Its
+log-det is the negative of the forward one at ``xi``. Outside ``[-B, B]``
+the map is the identity (``log_det = 0``); the boundary derivatives are
+``d_0 = d_K = 1``, so the derivative is continuous at ``+-B``.
+
+Precision: a forward-then-inverse round trip recovers ``x`` up to the
+rounding of ``y`` divided by the local slope ``dy/dx``; in float32 that is
+below 1e-5 over the whole line for moderate parameters, and grows where a
+bin is very flat (slopes near 1e-4 give errors near 1e-3), as for any
+method working from a rounded ``y``.
 
 Parameters are unnormalised, per transformed entry: ``K`` widths, ``K``
 heights (softmax, then each bin at least ``MIN_BIN_SIZE`` of the range) and
@@ -63,6 +70,7 @@ def check_spline_args(num_bins: int, bound: float) -> float:
     )
   if (
     not isinstance(bound, (int, float))
+    or isinstance(bound, bool)
     or not math.isfinite(bound)
     or bound <= 0
   ):
