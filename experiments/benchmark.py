@@ -4,7 +4,8 @@
     python experiments/benchmark.py --workloads=glow --peers=normflows
 
 Workloads (``bench/workloads.py``): Glow on 32x32x1 images, NICE on 784-d
-vectors, and a RealNVP MLP coupling flow on 8-d and 64-d vectors. Every
+vectors, and a RealNVP MLP coupling flow, a neural spline flow (spline
+couplings) and a MAF on 8-d and 64-d vectors. Every
 candidate trains the same model with the same step (``-mean log p``, Adam);
 peers are distrax, flowjax and TFP's JAX substrate, and normflows on PyTorch
 when it is installed (``pip install -e ".[bench]"``); a peer that is missing
@@ -39,7 +40,18 @@ from bench.candidate import Unsupported  # noqa: E402
 from bench.workloads import WORKLOADS as KNOWN  # noqa: E402
 
 WORKLOADS = flags.DEFINE_list(
-  "workloads", ["glow", "nice", "tabular_d8", "tabular_d64"], "workloads"
+  "workloads",
+  [
+    "glow",
+    "nice",
+    "tabular_d8",
+    "tabular_d64",
+    "nsf_d8",
+    "nsf_d64",
+    "maf_d8",
+    "maf_d64",
+  ],
+  "workloads",
 )
 PEERS = flags.DEFINE_list(
   "peers", ["distrax", "flowjax", "tfp", "normflows"], "peer libraries"

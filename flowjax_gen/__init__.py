@@ -1,8 +1,9 @@
 """flowjax_gen: normalising flows and other generative models in JAX/Flax.
 
 Bijectors are pure functions over a params pytree (``flowjax_gen.bijectors``);
-models (``nice``, ``realnvp``, ``glow``) add a base density; objectives report
-negative log-likelihood in nats and bits/dim as the papers do. Auto-encoders,
+models (``nice``, ``realnvp``, ``glow``; ``nsf`` and ``maf`` for tabular
+vectors) add a base density; objectives report negative log-likelihood in
+nats and bits/dim as the papers do. Auto-encoders,
 VAEs and GANs (``flowjax_gen.models``) train with the same loop, and
 ``sample_quality`` scores samples in a small classifier's feature space.
 
@@ -49,8 +50,10 @@ from flowjax_gen.models import (
   autoencoder,
   gan,
   glow,
+  maf,
   make_flow,
   nice,
+  nsf,
   realnvp,
   vae,
 )
@@ -67,10 +70,12 @@ __all__ = [
   "distributions",
   "gan",
   "glow",
+  "maf",
   "make_flow",
   "models",
   "nets",
   "nice",
+  "nsf",
   "objectives",
   "realnvp",
   "sample_quality",

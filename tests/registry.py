@@ -12,9 +12,10 @@ import numpy as np
 
 from flowjax_gen import bijectors as fb
 from flowjax_gen import models
-from flowjax_gen.nets import MLP, GlowConvNet, ResNet, ZeroConv
+from flowjax_gen.nets import MADE, MLP, GlowConvNet, ResNet, ZeroConv
 
 SMALL_MLP = functools.partial(MLP, hidden_features=(16,))
+SMALL_MADE = functools.partial(MADE, hidden_features=(16, 16))
 SMALL_CONV = functools.partial(GlowConvNet, hidden_channels=8)
 SMALL_RESNET = functools.partial(ResNet, num_blocks=1, features=8)
 IMAGE = (4, 4, 2)
@@ -28,6 +29,7 @@ class Case(NamedTuple):
   event_shape: tuple
   context_size: Optional[int] = None
   unit_interval: bool = False  # inputs must lie in (0, 1)
+  open_interval: bool = False  # inputs must lie in (-1, 1)
   batch_dependent: bool = False
 
 
@@ -35,6 +37,14 @@ def _glow_model(**kw):
   return models.glow(
     (8, 8, 1), levels=2, steps_per_level=2, hidden_channels=8, **kw
   ).bijector
+
+
+def _spline_coupling(make_net, **kw):
+  return fb.spline_coupling(make_net, num_bins=4, bound=1.5, **kw)
+
+
+def _autoregressive(**kw):
+  return fb.masked_autoregressive(SMALL_MADE, **kw)
 
 
 CASES = {
@@ -142,6 +152,85 @@ CASES = {
     (8, 8, 1),
   ),
   "glow_model_conditional": Case(_glow_model, (8, 8, 1), context_size=3),
+  # Splines use a bound of 1.5 so that normal inputs land both inside the
+  # bins and in the identity tails.
+  "spline": Case(lambda: fb.rational_quadratic_spline(4, bound=1.5), VECTOR),
+  "spline_image": Case(
+    lambda: fb.rational_quadratic_spline(3, bound=1.0), IMAGE
+  ),
+  "spline_coupling_half": Case(lambda: _spline_coupling(SMALL_MLP), VECTOR),
+  "spline_coupling_alternating_parity1": Case(
+    lambda: _spline_coupling(SMALL_MLP, mask="alternating", parity=1), VECTOR
+  ),
+  "spline_coupling_channels": Case(
+    lambda: _spline_coupling(SMALL_CONV, parity=1), IMAGE
+  ),
+  "spline_coupling_checkerboard": Case(
+    lambda: _spline_coupling(SMALL_RESNET, mask="checkerboard"), IMAGE
+  ),
+  "spline_coupling_conditional": Case(
+    lambda: _spline_coupling(SMALL_MLP), VECTOR, context_size=3
+  ),
+  "maf_affine": Case(_autoregressive, VECTOR),
+  "maf_affine_exp": Case(lambda: _autoregressive(scale_fn="exp"), VECTOR),
+  "maf_spline": Case(
+    lambda: _autoregressive(transformer="spline", num_bins=4, bound=1.5),
+    VECTOR,
+  ),
+  "maf_conditional": Case(_autoregressive, VECTOR, context_size=3),
+  "maf_spline_conditional": Case(
+    lambda: _autoregressive(transformer="spline", num_bins=3, bound=1.5),
+    VECTOR,
+    context_size=3,
+  ),
+  "iaf": Case(lambda: fb.invert(_autoregressive()), VECTOR),
+  "iaf_spline": Case(
+    lambda: fb.invert(_autoregressive(transformer="spline", bound=1.5)),
+    VECTOR,
+  ),
+  "tanh": Case(fb.tanh, VECTOR),
+  "invert_tanh": Case(lambda: fb.invert(fb.tanh()), VECTOR, open_interval=True),
+  "softplus": Case(fb.softplus, IMAGE),
+  "exp": Case(fb.exp, VECTOR),
+  "leaky_relu": Case(lambda: fb.leaky_relu(0.3), VECTOR),
+  "sinh_arcsinh_fixed": Case(
+    lambda: fb.sinh_arcsinh(skewness=0.5, tailweight=0.7), VECTOR
+  ),
+  "sinh_arcsinh_learned": Case(
+    lambda: fb.sinh_arcsinh(skewness=-0.3, tailweight=1.4, learned=True),
+    IMAGE,
+  ),
+  "permutation": Case(lambda: fb.permutation([2, 0, 5, 1, 4, 3]), VECTOR),
+  "concatenate": Case(
+    lambda: fb.concatenate(
+      [fb.sinh_arcsinh(learned=True), fb.affine_coupling(SMALL_MLP), fb.exp()],
+      sizes=[1, 4, 1],
+    ),
+    VECTOR,
+  ),
+  "stack": Case(
+    lambda: fb.stack(
+      [fb.tanh(), fb.leaky_relu(0.5)]
+      + [fb.rational_quadratic_spline(4, bound=1.5)] * 4
+    ),
+    VECTOR,
+  ),
+  "nsf_model": Case(
+    lambda: (
+      (
+        models.nsf(VECTOR, num_layers=2, hidden_features=(8,), num_bins=4)
+      ).bijector
+    ),
+    VECTOR,
+  ),
+  "maf_model": Case(
+    lambda: (
+      models.maf(
+        VECTOR, num_layers=2, hidden_features=(8, 8), transformer="spline"
+      ).bijector
+    ),
+    VECTOR,
+  ),
 }
 
 
@@ -177,6 +266,8 @@ def make_inputs(case: Case, key, batch=3, dtype=jnp.float32):
   shape = (batch,) + case.event_shape
   if case.unit_interval:
     x = jax.random.uniform(k1, shape, dtype, 0.05, 0.95)
+  elif case.open_interval:
+    x = jax.random.uniform(k1, shape, dtype, -0.95, 0.95)
   else:
     x = jax.random.normal(k1, shape, dtype)
   context = None

@@ -217,7 +217,7 @@ def test_two_processes_match_one_process(tmp_path):
 @pytest.mark.parametrize(
   "field, value, message",
   [
-    ("model", "maf", "config.model"),
+    ("model", "no_such_model", "config.model"),
     ("batch_size", -8, "config.batch_size"),
     ("batch_size", 6, "divisible by the number of devices"),
     ("n_bits", 9, "config.n_bits"),

@@ -1,7 +1,8 @@
 """The workloads written with flowjax_gen, as its users write them.
 
-Each model is the library's own factory (``models.glow``, ``models.nice``)
-or a ``chain`` of its bijectors (the tabular RealNVP), trained by the step
+Each model is the library's own factory (``models.glow``, ``models.nice``,
+``models.nsf``, ``models.maf``) or a ``chain`` of its bijectors (the tabular
+RealNVP), trained by the step
 every candidate shares (``workloads`` module docstring).
 """
 
@@ -17,6 +18,7 @@ from bench.workloads import Workload
 from flowjax_gen import distributions
 from flowjax_gen.bijectors import affine_coupling, chain
 from flowjax_gen.models import flows
+from flowjax_gen.models import tabular_flows as flows_tabular
 from flowjax_gen.nets.conditioners import MLP
 
 
@@ -53,6 +55,21 @@ def candidate(workload: Workload, **overrides) -> JaxCandidate:
       "models.nice: odd/even additive couplings, scaling, logistic prior",
     )
   dim = workload.batch_shape[1]
+  if workload.name.startswith("nsf_d"):
+    settings = {**workload.settings, **overrides}
+    return _candidate(
+      flows_tabular.nsf((dim,), **settings),
+      workload,
+      "models.nsf: spline_coupling(MLP) layers, reverse between",
+    )
+  if workload.name.startswith("maf_d"):
+    settings = {**workload.settings, **overrides}
+    return _candidate(
+      flows_tabular.maf((dim,), **settings),
+      workload,
+      "models.maf: masked_autoregressive(MADE) layers (affine, exp(tanh) "
+      "scale), reverse between",
+    )
   make_mlp = functools.partial(
     MLP, hidden_features=tuple(workload.settings["hidden_features"])
   )

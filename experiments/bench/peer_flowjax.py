@@ -8,6 +8,9 @@
   ``Coupling`` layers (``Loc`` transformer, 5x1000 ReLU MLP conditioner)
   each followed by a ``Flip`` (so the halves alternate), and a ``Scale`` with
   an ``exp`` parameterisation (NICE's diagonal scaling).
+* ``nsf_d*``: ``coupling_flow`` with a ``RationalQuadraticSpline``
+  transformer (``K - 1`` inner knots for ``K`` bins); ``maf_d*``:
+  ``masked_autoregressive_flow`` with ``Affine``.
 * ``glow``: unsupported (flowjax has no image or multi-scale flows).
 
 Training follows ``flowjax.train.fit_to_data``: the model is split with
@@ -32,11 +35,12 @@ from flowjax.bijections import (
   Invert,
   Loc,
   Permute,
+  RationalQuadraticSpline,
   Scale,
   Scan,
 )
 from flowjax.distributions import Logistic, StandardNormal, Transformed
-from flowjax.flows import coupling_flow
+from flowjax.flows import coupling_flow, masked_autoregressive_flow
 
 from bench.candidate import JaxCandidate, Unsupported, adam_candidate
 from bench.workloads import Workload
@@ -65,7 +69,29 @@ def candidate(workload: Workload) -> JaxCandidate:
     return _nice(workload)
   if workload.name.startswith("tabular_d"):
     return _tabular(workload)
+  if workload.name.startswith(("nsf_d", "maf_d")):
+    return _spline_or_autoregressive(workload)
   raise Unsupported(f"no flowjax model for workload {workload.name!r}")
+
+
+def trainable(dist):
+  """``(params, log_prob_fn)`` of a flowjax distribution (an equinox module).
+
+  ``paramax.NonTrainable`` leaves and integer permutations go to the static
+  part, out of the gradient; ``log_prob_fn(params, batch)`` recombines the
+  parts and unwraps the parameterisations.
+  """
+  params, static = eqx.partition(
+    dist,
+    eqx.is_inexact_array,
+    is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable),
+  )
+
+  def log_prob_fn(params, batch):
+    model = paramax.unwrap(eqx.combine(params, static))
+    return model.log_prob(batch)
+
+  return params, log_prob_fn
 
 
 def _candidate(dist, note: str) -> JaxCandidate:
@@ -78,16 +104,7 @@ def _candidate(dist, note: str) -> JaxCandidate:
   Returns:
     The candidate; its state is ``(params, opt_state)``.
   """
-  params, static = eqx.partition(
-    dist,
-    eqx.is_inexact_array,
-    is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable),
-  )
-
-  def log_prob_fn(params, batch):
-    model = paramax.unwrap(eqx.combine(params, static))
-    return model.log_prob(batch)
-
+  params, log_prob_fn = trainable(dist)
   return adam_candidate("flowjax", lambda: params, log_prob_fn, note)
 
 
@@ -118,6 +135,62 @@ def _tabular(workload: Workload) -> JaxCandidate:
       "softplus-parameterised (not exp(log-scale)); eqx.nn.MLP default init "
       "(no zero-init output layer)."
     ),
+  )
+
+
+def spline_or_autoregressive(
+  kind: str,
+  dim: int,
+  *,
+  num_layers: int,
+  hidden_features,
+  num_bins: int = 8,
+  bound: float = 4.0,
+  seed: int = _SEED,
+):
+  """``(dist, note)``: ``coupling_flow`` with splines (``kind="nsf"``) or
+  ``masked_autoregressive_flow`` with ``Affine`` (``kind="maf"``).
+
+  Raises:
+    Unsupported: hidden widths differ (flowjax's MLPs have one width).
+  """
+  hidden = tuple(hidden_features)
+  if len(set(hidden)) != 1:
+    raise Unsupported("flowjax's MLPs have one width for every layer")
+  common = dict(
+    base_dist=StandardNormal((dim,)),
+    flow_layers=num_layers,
+    nn_width=hidden[0],
+    nn_depth=len(hidden),
+    nn_activation=jax.nn.relu,
+  )
+  if kind == "nsf":
+    # flowjax counts inner knots: K bins are K - 1 knots.
+    spline = RationalQuadraticSpline(knots=num_bins - 1, interval=bound)
+    dist = coupling_flow(jax.random.key(seed), transformer=spline, **common)
+    note = (
+      f"flows.coupling_flow(RationalQuadraticSpline(knots={num_bins - 1}, "
+      f"interval={bound}), flow_layers={num_layers}); fixed random Permute "
+      "between layers; eqx MLP default init"
+    )
+  else:
+    dist = masked_autoregressive_flow(
+      jax.random.key(seed), transformer=Affine(), **common
+    )
+    note = (
+      f"flows.masked_autoregressive_flow(Affine(), flow_layers={num_layers})"
+      "; softplus scale; fixed random Permute between layers; default "
+      "invert=True (log_prob is the one-pass direction); default init"
+    )
+  return dist, note
+
+
+def _spline_or_autoregressive(workload: Workload) -> JaxCandidate:
+  kind = workload.name.split("_d")[0]
+  return _candidate(
+    *spline_or_autoregressive(
+      kind, workload.batch_shape[1], **workload.settings
+    )
   )
 
 

@@ -1,6 +1,15 @@
 """Pure-function bijectors; see ``base`` for the protocol and conventions."""
 
+from flowjax_gen.bijectors.activations import (
+  exp,
+  leaky_relu,
+  sinh_arcsinh,
+  softplus,
+  tanh,
+)
+from flowjax_gen.bijectors.autoregressive import masked_autoregressive
 from flowjax_gen.bijectors.base import Bijector
+from flowjax_gen.bijectors.blockwise import concatenate, stack
 from flowjax_gen.bijectors.compose import (
   chain,
   invert,
@@ -9,7 +18,11 @@ from flowjax_gen.bijectors.compose import (
   scan,
   scan_steps,
 )
-from flowjax_gen.bijectors.coupling import additive_coupling, affine_coupling
+from flowjax_gen.bijectors.coupling import (
+  additive_coupling,
+  affine_coupling,
+  spline_coupling,
+)
 from flowjax_gen.bijectors.elementwise import (
   logit,
   scalar_affine,
@@ -21,6 +34,7 @@ from flowjax_gen.bijectors.glow import (
   actnorm,
   conv1x1,
   conv1x1_lu,
+  permutation,
   reshape,
   reverse,
   shuffle,
@@ -29,6 +43,7 @@ from flowjax_gen.bijectors.glow import (
 )
 from flowjax_gen.bijectors.normalization import batch_norm
 from flowjax_gen.bijectors.priors import gaussian_split_prior, learned_prior
+from flowjax_gen.bijectors.spline import rational_quadratic_spline
 
 __all__ = [
   "Bijector",
@@ -37,14 +52,20 @@ __all__ = [
   "affine_coupling",
   "batch_norm",
   "chain",
+  "concatenate",
   "conv1x1",
   "conv1x1_lu",
+  "exp",
   "gaussian_split_prior",
   "invert",
   "invertible_scan",
+  "leaky_relu",
   "learned_prior",
   "logit",
+  "masked_autoregressive",
   "multiscale",
+  "permutation",
+  "rational_quadratic_spline",
   "reshape",
   "reverse",
   "scalar_affine",
@@ -54,6 +75,11 @@ __all__ = [
   "shift",
   "shuffle",
   "sigmoid",
+  "sinh_arcsinh",
+  "softplus",
+  "spline_coupling",
   "squeeze",
+  "stack",
+  "tanh",
   "unsqueeze",
 ]

@@ -1,4 +1,5 @@
-"""Coupling layers: additive (NICE) and affine (RealNVP, Glow).
+"""Coupling layers: additive (NICE), affine (RealNVP, Glow) and
+rational-quadratic spline (Durkan et al. 2019, Neural Spline Flows).
 
 A mask splits the input ``x`` into a conditioning part ``a`` (passed through
 unchanged) and a transformed part ``b``; a conditioner network ``NN`` reads
@@ -12,6 +13,15 @@ Affine coupling, with ``(t, h) = NN(a, c)`` and ``s = scale_fn(h) > 0``::
 
 Additive coupling (NICE, Dinh et al. 2014, §3.2): ``y_b = b + t(a, c)``,
 ``log_det = 0``.
+
+Spline coupling (NSF, §3): every entry of ``b`` goes through its own
+monotone rational-quadratic spline on ``[-B, B]`` (identity outside) whose
+``3K - 1`` knot parameters are ``NN(a, c)``; ``log_det`` sums the spline's
+log-derivatives over the transformed entries (``bijectors.spline``).
+
+The elementwise maps of ``b`` are ``bijectors.transformers``; the
+conditioner's outputs are parameter-major (all shifts, then all scale
+logits, ...), so it outputs ``P * |b|`` features per position.
 
 Masks:
   * ``"half"``: the last axis (channels of an image, features of a vector)
@@ -38,11 +48,15 @@ import jax
 import jax.numpy as jnp
 
 from flowjax_gen._checks import check_choice, check_even, check_min_rank
+from flowjax_gen.bijectors import transformers
 from flowjax_gen.bijectors.base import Bijector, event_sum
+from flowjax_gen.bijectors.transformers import (  # noqa: F401 (public)
+  SCALE_FNS,
+  Transformer,
+)
 from flowjax_gen.typing import Context, apply_output
 
 MASKS = ("half", "alternating", "checkerboard")
-SCALE_FNS = ("sigmoid", "exp_tanh", "exp")
 
 ConditionerFactory = Callable[[int], nn.Module]
 
@@ -111,25 +125,15 @@ _PARTITIONS = {
 }
 
 
-def _log_scale(h: jax.Array, scale_fn: str) -> jax.Array:
-  if scale_fn == "sigmoid":
-    return jax.nn.log_sigmoid(h + 2.0)
-  if scale_fn == "exp_tanh":
-    return jnp.tanh(h)
-  return h
-
-
 def _coupling(
   make_conditioner: ConditionerFactory,
+  transformer: Transformer,
   *,
   mask: str,
   parity: int,
-  affine: bool,
-  scale_fn: str,
 ) -> Bijector:
   check_choice("mask", mask, MASKS)
   check_choice("parity", parity, (0, 1))
-  check_choice("scale_fn", scale_fn, SCALE_FNS)
   if not callable(make_conditioner):
     raise ValueError(
       "make_conditioner must be callable as "
@@ -139,22 +143,20 @@ def _coupling(
   def networks(x):
     partition = _PARTITIONS[mask](x, parity)
     transformed_features = partition.split(x)[1].shape[-1]
-    out = 2 * transformed_features if affine else transformed_features
-    return partition, make_conditioner(out)
+    return partition, make_conditioner(
+      transformer.num_params * transformed_features
+    )
 
-  def shift_and_log_scale(net, params, a, context):
+  def theta(net, params, a, context):
     h = apply_output(net, params, a, context)
-    if not affine:
-      return h, None
-    shift, raw_scale = jnp.split(h, 2, axis=-1)
-    return shift, _log_scale(raw_scale, scale_fn)
+    return transformers.per_feature(h, transformer.num_params)
 
-  def log_det(partition, log_s, batch_shape, dtype):
-    if log_s is None:
+  def log_det(partition, log_deriv, batch_shape, dtype):
+    if log_deriv is None:
       return jnp.zeros(batch_shape, dtype)
     if partition.log_det_weight is not None:
-      log_s = log_s * partition.log_det_weight
-    return event_sum(log_s, log_s.ndim - 1)
+      log_deriv = log_deriv * partition.log_det_weight
+    return event_sum(log_deriv, log_deriv.ndim - 1)
 
   def init(key, x, context: Context = None):
     check_min_rank("x", x, 2, "a batch of events")
@@ -165,18 +167,16 @@ def _coupling(
   def forward(params, x, context: Context = None):
     partition, net = networks(x)
     a, b = partition.split(x)
-    shift, log_s = shift_and_log_scale(net, params, a, context)
-    y_b = b + shift if log_s is None else b * jnp.exp(log_s) + shift
+    y_b, log_deriv = transformer.forward(theta(net, params, a, context), b)
     y = partition.merge(a, y_b)
-    return y, log_det(partition, log_s, x.shape[:1], x.dtype)
+    return y, log_det(partition, log_deriv, x.shape[:1], x.dtype)
 
   def inverse(params, y, context: Context = None):
     partition, net = networks(y)
     a, y_b = partition.split(y)
-    shift, log_s = shift_and_log_scale(net, params, a, context)
-    b = y_b - shift if log_s is None else (y_b - shift) * jnp.exp(-log_s)
+    b, log_deriv = transformer.inverse(theta(net, params, a, context), y_b)
     x = partition.merge(a, b)
-    return x, -log_det(partition, log_s, y.shape[:1], y.dtype)
+    return x, log_det(partition, log_deriv, y.shape[:1], y.dtype)
 
   return Bijector(init, forward, inverse)
 
@@ -193,7 +193,7 @@ def additive_coupling(
     parity: 0 or 1, which part of the mask conditions the other.
   """
   return _coupling(
-    make_conditioner, mask=mask, parity=parity, affine=False, scale_fn="exp"
+    make_conditioner, transformers.additive(), mask=mask, parity=parity
   )
 
 
@@ -214,5 +214,43 @@ def affine_coupling(
     scale_fn: one of ``SCALE_FNS`` (see the module docstring).
   """
   return _coupling(
-    make_conditioner, mask=mask, parity=parity, affine=True, scale_fn=scale_fn
+    make_conditioner,
+    transformers.affine(scale_fn),
+    mask=mask,
+    parity=parity,
+  )
+
+
+def spline_coupling(
+  make_conditioner: ConditionerFactory,
+  *,
+  mask: str = "half",
+  parity: int = 0,
+  num_bins: int = 8,
+  bound: float = 3.0,
+) -> Bijector:
+  """Rational-quadratic spline coupling (Durkan et al. 2019, NSF).
+
+  ``y_b = RQS(b; theta(a, c))`` per entry of ``b``, with ``K`` bins on
+  ``[-B, B]`` and the identity outside; the inverse is exact (the
+  quadratic root). A zero-initialised last conditioner layer gives
+  ``theta = 0``, the identity spline. See ``bijectors.spline`` for the maps
+  and the log-det.
+
+  Args:
+    make_conditioner: ``out_features -> flax Module``; it must output
+      ``(3 K - 1) * |b|`` features per position, parameter-major: ``K``
+      blocks of unnormalised widths, ``K`` of heights, ``K - 1`` of interior
+      derivatives, each ``|b|`` long.
+    mask: one of ``MASKS`` (``"checkerboard"`` and channel ``"half"``
+      masks on NHWC images too).
+    parity: 0 or 1, which part of the mask conditions the other.
+    num_bins: ``K``.
+    bound: ``B > 0``.
+  """
+  return _coupling(
+    make_conditioner,
+    transformers.spline(num_bins, bound),
+    mask=mask,
+    parity=parity,
   )

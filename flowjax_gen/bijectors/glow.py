@@ -1,5 +1,6 @@
 """Glow's building blocks (Kingma & Dhariwal 2018): actnorm, invertible 1x1
-convolutions (plain and LU), channel permutations, and squeeze.
+convolutions (plain and LU), channel permutations (reversed, seeded random,
+or given), and squeeze.
 
 All act on the last axis ("channels"); every other non-batch axis is a
 position, and ``P`` below is the number of positions (``H * W`` for NHWC
@@ -179,10 +180,47 @@ def _permutation(order_fn) -> Bijector:
   return Bijector(no_params_init, forward, inverse)
 
 
+def permutation(indices) -> Bijector:
+  """A fixed permutation ``pi`` of the last axis (features or channels).
+
+  forward ``y_i = x_{pi(i)}`` (``y = x[..., pi]``); inverse
+  ``x = y[..., argsort(pi)]``; ``log_det = 0``. Between masked
+  autoregressive layers it changes which feature each one sees first.
+
+  Raises:
+    ValueError: at construction unless ``indices`` is a permutation of
+      ``0..n-1``; when called on a last axis whose size is not ``n``.
+  """
+  order = np.asarray(indices)
+  if (
+    order.ndim != 1
+    or order.size == 0
+    or not np.issubdtype(order.dtype, np.integer)
+    or not np.array_equal(np.sort(order), np.arange(order.size))
+  ):
+    raise ValueError(
+      f"indices must be a permutation of 0..n-1 (ints); got {indices!r}."
+    )
+
+  def order_fn(size):
+    if size != order.size:
+      raise ValueError(
+        f"permutation of {order.size} entries applied to a last axis of "
+        f"size {size}."
+      )
+    # A fresh array per call: jax caches the device constant of a numpy
+    # index array by identity, so reusing one array across a float32 and a
+    # float64 (x64) trace would hand the second an index of the wrong width.
+    return order.copy()
+
+  return _permutation(order_fn)
+
+
 def reverse() -> Bijector:
   """Reverses the channel order (RealNVP/Glow's "reverse" permutation).
 
-  forward ``y_i = x_{C-1-i}``; its own inverse; ``log_det = 0``.
+  forward ``y_i = x_{C-1-i}``; its own inverse; ``log_det = 0``. On
+  tabular ``(batch, D)`` vectors it reverses the features.
   """
   return _permutation(lambda channels: np.arange(channels)[::-1])
 
@@ -193,7 +231,8 @@ def shuffle(seed: int = 0) -> Bijector:
   forward ``y_i = x_{pi(i)}``; inverse ``x = y[argsort(pi)]``;
   ``log_det = 0``. The permutation is a static function of ``seed`` and the
   channel count, so it needs no parameters; every copy of the layer inside a
-  ``scan`` uses the same one.
+  ``scan`` uses the same one. On tabular ``(batch, D)`` vectors it shuffles
+  the features.
   """
   return _permutation(
     lambda channels: np.random.default_rng(seed).permutation(channels)

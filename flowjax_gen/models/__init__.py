@@ -1,5 +1,6 @@
-"""Model factories: flows, auto-encoders, VAEs, GANs and the classifier
-behind the sample-quality metric."""
+"""Model factories: flows (images; ``nsf`` and ``maf`` for tabular
+vectors), auto-encoders, VAEs, GANs and the classifier behind the
+sample-quality metric."""
 
 from flowjax_gen._checks import check_data  # first published here
 from flowjax_gen.models.ae import AutoEncoder, autoencoder
@@ -21,6 +22,7 @@ from flowjax_gen.models.registry import (
   build_model,
   family_of,
 )
+from flowjax_gen.models.tabular_flows import maf, nsf
 from flowjax_gen.models.vae import VAE, vae
 
 __all__ = [
@@ -41,8 +43,10 @@ __all__ = [
   "gan",
   "glow",
   "glow_step",
+  "maf",
   "make_flow",
   "nice",
+  "nsf",
   "realnvp",
   "vae",
 ]

@@ -16,6 +16,7 @@ from flowjax_gen.models.ae import autoencoder
 from flowjax_gen.models.classifier import classifier
 from flowjax_gen.models.flows import Flow, glow, nice, realnvp
 from flowjax_gen.models.gan import gan
+from flowjax_gen.models.tabular_flows import maf, nsf
 from flowjax_gen.models.vae import vae
 
 
@@ -32,6 +33,8 @@ REGISTRY: dict[str, Entry] = {
   "nice": Entry("flow", nice),
   "realnvp": Entry("flow", realnvp),
   "glow": Entry("flow", glow),
+  "nsf": Entry("flow", nsf),
+  "maf": Entry("flow", maf),
   "autoencoder": Entry("autoencoder", autoencoder),
   "vae": Entry("vae", vae),
   "gan": Entry("gan", gan),

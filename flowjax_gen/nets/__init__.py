@@ -12,8 +12,10 @@ from flowjax_gen.nets.decoders import ConvDecoder, MLPDecoder
 from flowjax_gen.nets.discriminators import DCGANDiscriminator
 from flowjax_gen.nets.encoders import ConvEncoder, MLPEncoder
 from flowjax_gen.nets.generators import DCGANGenerator
+from flowjax_gen.nets.made import MADE, MaskedDense
 
 __all__ = [
+  "MADE",
   "MLP",
   "ConvDecoder",
   "ConvEncoder",
@@ -22,6 +24,7 @@ __all__ = [
   "GlowConvNet",
   "MLPDecoder",
   "MLPEncoder",
+  "MaskedDense",
   "ResNet",
   "ResidualBlock",
   "ZeroConv",
