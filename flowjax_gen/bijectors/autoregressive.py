@@ -31,7 +31,7 @@ import jax.numpy as jnp
 from flowjax_gen._checks import check_choice
 from flowjax_gen.bijectors import transformers
 from flowjax_gen.bijectors.base import Bijector, event_sum
-from flowjax_gen.typing import Context
+from flowjax_gen.typing import Context, apply_output
 
 TRANSFORMERS = ("affine", "spline")
 
@@ -87,8 +87,14 @@ def masked_autoregressive(
   net = make_conditioner(tau.num_params)
 
   def theta(params, x, context):
-    h = net.apply(params, x, context)
+    h = apply_output(net, params, x, context)
     return transformers.per_feature(h, tau.num_params)
+
+  def total(log_deriv, like):
+    # A volume-preserving transformer reports no log-derivative (None).
+    return event_sum(
+      jnp.zeros_like(like) if log_deriv is None else log_deriv, 1
+    )
 
   def init(key, x, context: Context = None):
     _check_vectors("x", x)
@@ -97,7 +103,7 @@ def masked_autoregressive(
   def forward(params, x, context: Context = None):
     _check_vectors("x", x)
     y, log_deriv = tau.forward(theta(params, x, context), x)
-    return y, event_sum(log_deriv, 1)
+    return y, total(log_deriv, x)
 
   def inverse(params, y, context: Context = None):
     _check_vectors("y", y)
@@ -108,6 +114,6 @@ def masked_autoregressive(
 
     start = (jnp.zeros_like(y), jnp.zeros_like(y))
     (x, log_deriv), _ = jax.lax.scan(step, start, length=y.shape[-1])
-    return x, event_sum(log_deriv, 1)
+    return x, total(log_deriv, y)
 
   return Bijector(init, forward, inverse)

@@ -7,8 +7,13 @@ layer of width ``H`` gets degree ``k mod (D - 1) + 1`` (every degree in
 ``m`` to a hidden unit of degree ``m'`` exists iff ``m' >= m``, and to an
 output of degree ``d`` iff ``d > m``. So output ``p * D + i`` (parameter
 ``p`` of entry ``i``, parameter-major as ``bijectors.transformers`` reads
-it) depends on ``x_{<i}`` only: output ``i = 0`` depends on no input. The
-context (one vector per example) reaches every hidden unit unmasked.
+it) depends on ``x_{<i}`` only: output ``i = 0`` depends on no input.
+
+The context (one vector per example) has degree 0 and reaches every hidden
+unit. With a context, hidden degrees cycle through ``0..D-1`` instead: the
+units of degree 0 read the context alone, and they are what lets the first
+entry's parameters (output degree 1) depend on the context; without them
+``x_0`` would be transformed the same way for every context.
 
 The last layer is zero-initialised, so an autoregressive layer starts as
 the identity (affine ``exp_tanh``/``exp`` scales and splines).
@@ -30,8 +35,13 @@ def input_degrees(num_inputs: int) -> np.ndarray:
   return np.arange(1, num_inputs + 1)
 
 
-def hidden_degrees(num_inputs: int, width: int) -> np.ndarray:
-  """Degrees of a hidden layer: ``1..D-1`` cycled (all 0 when ``D = 1``)."""
+def hidden_degrees(
+  num_inputs: int, width: int, *, context: bool = False
+) -> np.ndarray:
+  """Degrees of a hidden layer: ``1..D-1`` cycled (all 0 when ``D = 1``);
+  with a ``context``, ``0..D-1`` cycled (degree 0 reads the context only)."""
+  if context:
+    return np.arange(width) % num_inputs
   if num_inputs == 1:
     return np.zeros(width, np.int64)
   return np.arange(width) % (num_inputs - 1) + 1
@@ -83,7 +93,7 @@ class MADE(nn.Module):
       # Context entries have degree 0: every hidden unit may read them.
       degrees = np.concatenate([degrees, np.zeros(context.shape[-1], int)])
     for width in self.hidden_features:
-      hidden = hidden_degrees(num_inputs, width)
+      hidden = hidden_degrees(num_inputs, width, context=context is not None)
       mask = hidden[None, :] >= degrees[:, None]
       h = nn.relu(MaskedDense(width, mask)(h))
       degrees = hidden
