@@ -34,3 +34,10 @@ ROOT = os.path.dirname(HERE)
 for path in (HERE, ROOT, os.path.join(ROOT, "experiments")):
   if path not in sys.path:
     sys.path.insert(0, path)
+
+
+def pytest_collection_modifyitems(config, items):
+  """Runs the slow end-to-end tests first, so that with several workers the
+  short tests fill the gaps instead of one long test finishing last."""
+  del config
+  items.sort(key=lambda item: item.get_closest_marker("slow") is None)

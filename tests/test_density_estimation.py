@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 from scripts import ROOT, run_python
 
 
+@pytest.mark.slow
 def test_script_writes_report_and_heat_map(tmp_path):
   result = run_python(
     [

@@ -85,7 +85,7 @@ def _params_of(workdir):
 
 @pytest.mark.slow
 def test_kill_at_random_step_then_resume_is_bit_identical(tmp_path):
-  steps = 30
+  steps = 14
   flags = [
     "--config="
     + os.path.join(ROOT, "experiments", "configs", "glow_digits.py")
@@ -98,7 +98,7 @@ def test_kill_at_random_step_then_resume_is_bit_identical(tmp_path):
   assert straight.returncode == 0, straight.stderr[-3000:]
 
   killed_dir = tmp_path / "killed"
-  kill_after = random.Random().randint(3, steps - 8)
+  kill_after = random.Random().randint(3, steps - 6)
   env = dict(os.environ, PYTHONPATH=ROOT)
   process = subprocess.Popen(
     [sys.executable, TRAIN, *flags, f"--workdir={killed_dir}"],
