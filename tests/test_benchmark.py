@@ -60,6 +60,19 @@ def test_targets_compare_medians_against_the_right_candidates():
   assert any("NOT met" in line for line in lines)
 
 
+def test_spline_and_maf_targets():
+  nsf, maf = WORKLOADS["nsf_d8"], WORKLOADS["maf_d8"]
+  results = [_result("flowjax_gen", 100.0), _result("flowjax", 115.0)]
+  (spline,) = report.targets(nsf, results)
+  assert spline["against"] == "flowjax" and not spline["met"]  # 1.15x < 1.2x
+  results[0].log_prob_examples_per_s = 900.0
+  results[1].log_prob_examples_per_s = 1000.0
+  training, likelihood = report.targets(maf, results)
+  assert training["met"] and training["ratio"] == pytest.approx(1.15)
+  assert likelihood["against"] == "flowjax" and not likelihood["met"]
+  assert likelihood["ratio"] == pytest.approx(0.9)
+
+
 def test_every_workload_has_its_own_batch():
   for workload in WORKLOADS.values():
     batch = workload.batch()

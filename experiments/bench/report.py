@@ -116,9 +116,36 @@ def targets(workload, results: Sequence[Result]) -> list[dict]:
     )
   elif workload.name == "nice":
     check("at least as fast as the fastest peer", fastest_peer, 1.0)
+  elif workload.name.startswith("nsf_"):
+    check("spline coupling: 1.2x the fastest peer", fastest_peer, 1.2)
+  elif workload.name.startswith("maf_"):
+    check(
+      "MAF training: at least as fast as the fastest peer", fastest_peer, 1.0
+    )
+    _check_throughput(checks, ours, results, peer)
   else:
     check("1.1x the fastest peer", fastest_peer, 1.1)
   return checks
+
+
+def _check_throughput(checks: list, ours: Result, results, peer) -> None:
+  """MAF log-likelihood: examples/s at least the fastest peer's."""
+  rated = [r for r in results if peer(r) and r.log_prob_examples_per_s]
+  name = "MAF log-likelihood: at least as fast as the fastest peer"
+  if not rated or not ours.log_prob_examples_per_s:
+    checks.append(dict(target=name, ratio=None, required=1.0))
+    return
+  best = max(rated, key=lambda r: r.log_prob_examples_per_s)
+  ratio = ours.log_prob_examples_per_s / best.log_prob_examples_per_s
+  checks.append(
+    dict(
+      target=name,
+      against=best.library,
+      ratio=ratio,
+      required=1.0,
+      met=ratio >= 1.0,
+    )
+  )
 
 
 def target_lines(workload_name: str, checks: Sequence[dict]) -> list[str]:
