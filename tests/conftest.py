@@ -6,15 +6,25 @@ path; the package itself comes from the working tree.
 
 import os
 import sys
-import tempfile
 
-# One persistent compilation cache for the whole run, shared with the
-# subprocesses the end-to-end tests start (they inherit the environment):
-# the resumed and multi-process runs then reuse the programs compiled by the
-# first run instead of compiling them again. Set before jax is imported.
+# One persistent compilation cache, shared by the xdist workers and the
+# subprocesses the end-to-end tests start (they inherit the environment), and
+# kept between runs in the user's cache directory: a program compiled once
+# (keyed by its HLO, compile options and the jax/jaxlib version, not by
+# source paths) is loaded, not compiled, by the resumed and multi-process
+# runs of the same session and by every later run on the machine. Set
+# JAX_COMPILATION_CACHE_DIR to use another directory. Set before jax is
+# imported.
 os.environ.setdefault(
-  "JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="flowjax_gen_jax_cache_")
+  "JAX_COMPILATION_CACHE_DIR",
+  os.path.join(
+    os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
+    "flowjax_gen",
+    "jax_test_cache",
+  ),
 )
+# Least recently used entries go beyond 2 GiB.
+os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 * 1024**3))
 # Only programs worth keeping: every eager op compiles a tiny program, and
 # writing each of those to disk costs more than compiling it again.
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
@@ -34,10 +44,3 @@ ROOT = os.path.dirname(HERE)
 for path in (HERE, ROOT, os.path.join(ROOT, "experiments")):
   if path not in sys.path:
     sys.path.insert(0, path)
-
-
-def pytest_collection_modifyitems(config, items):
-  """Runs the slow end-to-end tests first, so that with several workers the
-  short tests fill the gaps instead of one long test finishing last."""
-  del config
-  items.sort(key=lambda item: item.get_closest_marker("slow") is None)

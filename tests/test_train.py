@@ -22,7 +22,11 @@ import tensorflow_datasets as tfds
 from scripts import ROOT, run_python
 
 from flowjax_gen import runs
+from flowjax_gen.models import registry as model_registry
+from flowjax_gen.parallel import shard_batch
+from flowjax_gen.training import config as config_lib
 from flowjax_gen.training import loop
+from flowjax_gen.training.experiment import Experiment
 
 TRAIN = os.path.join(ROOT, "experiments", "train.py")
 EVALUATE = os.path.join(ROOT, "experiments", "evaluate.py")
@@ -53,14 +57,36 @@ def test_every_config_is_listed():
   } <= set(CONFIGS)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", CONFIGS)
-def test_smoke_variant_trains_on_mock_data(name, tmp_path):
-  config = smoke_config(name)
-  with tfds.testing.mock_data(
+# One full run per model family (checkpoints, evaluation, pictures, logs);
+# the other configs train a few steps of the same step function below.
+END_TO_END = (
+  "glow_digits",
+  "ae_digits",
+  "dae_digits",
+  "vae_digits",
+  "gan_digits",
+  "classifier_digits",
+)
+
+
+def _mock_data():
+  return tfds.testing.mock_data(
     num_examples=32, policy=tfds.testing.MockPolicy.USE_CODE
-  ):
-    result = loop.train_and_evaluate(config, str(tmp_path))
+  )
+
+
+def test_end_to_end_runs_cover_every_family():
+  families = {
+    model_registry.family_of(smoke_config(name)["model"]) for name in END_TO_END
+  }
+  assert families == set(model_registry.FAMILIES)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", END_TO_END)
+def test_smoke_variant_trains_end_to_end(name, tmp_path):
+  config = smoke_config(name)
+  result = loop.train_and_evaluate(config, str(tmp_path))
   headline = {
     "autoencoder": "mse",
     "gan": "discriminator_loss",
@@ -76,6 +102,29 @@ def test_smoke_variant_trains_on_mock_data(name, tmp_path):
   assert all(np.isfinite(r["loss"]) for r in train)
   assert glob.glob(str(tmp_path / "tb" / "events.out.tfevents.*"))
   assert os.listdir(tmp_path / "checkpoints")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+  "name", [name for name in CONFIGS if name not in END_TO_END]
+)
+def test_smoke_variant_trains_a_few_steps_on_mock_data(name, tmp_path):
+  """The config's data (tfds mock data), model, objective and step: the
+  parts that differ between configs of one family."""
+  config = smoke_config(name)
+  config_lib.validate_config(config)
+  with _mock_data():
+    run = Experiment(config, str(tmp_path))
+  state = run.init_state()
+  train_step = run.train_step()
+  losses = []
+  for _ in range(2):
+    state, metrics = train_step(
+      state, shard_batch(next(run.iterator), run.mesh)
+    )
+    losses.append(float(metrics["loss"]))
+  assert np.all(np.isfinite(losses)), losses
+  assert int(state.step) == 2 and int(state.skipped) == 0
 
 
 def _params_of(workdir):
