@@ -23,7 +23,7 @@ os.environ.setdefault(
     "jax_test_cache",
   ),
 )
-# Least recently used entries go beyond 2 GiB.
+# Least recently used entries go beyond 2 GiB (jax needs filelock for it).
 os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 * 1024**3))
 # Only programs worth keeping: every eager op compiles a tiny program, and
 # writing each of those to disk costs more than compiling it again.
