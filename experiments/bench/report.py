@@ -78,19 +78,8 @@ def targets(workload, results: Sequence[Result]) -> list[dict]:
   checks = []
 
   def check(name, other, required):
-    if other is None:
-      checks.append(dict(target=name, ratio=None, required=required))
-      return
-    ratio = other.median_ms / ours.median_ms
-    checks.append(
-      dict(
-        target=name,
-        against=other.library,
-        ratio=ratio,
-        required=required,
-        met=ratio >= required,
-      )
-    )
+    ratio = None if other is None else other.median_ms / ours.median_ms
+    _record(checks, name, required, other, ratio)
 
   fastest_peer = _fastest(results, peer)
   if workload.name == "glow":
@@ -128,24 +117,38 @@ def targets(workload, results: Sequence[Result]) -> list[dict]:
   return checks
 
 
+def _record(
+  checks: list,
+  name: str,
+  required: float,
+  other: Optional[Result],
+  ratio: Optional[float],
+) -> None:
+  """Appends one target: the ratio against ``other``, or ``None`` when no
+  such peer ran."""
+  if other is None or ratio is None:
+    checks.append(dict(target=name, ratio=None, required=required))
+    return
+  checks.append(
+    dict(
+      target=name,
+      against=other.library,
+      ratio=ratio,
+      required=required,
+      met=ratio >= required,
+    )
+  )
+
+
 def _check_throughput(checks: list, ours: Result, results, peer) -> None:
   """MAF log-likelihood: examples/s at least the fastest peer's."""
   rated = [r for r in results if peer(r) and r.log_prob_examples_per_s]
   name = "MAF log-likelihood: at least as fast as the fastest peer"
-  if not rated or not ours.log_prob_examples_per_s:
-    checks.append(dict(target=name, ratio=None, required=1.0))
-    return
-  best = max(rated, key=lambda r: r.log_prob_examples_per_s)
-  ratio = ours.log_prob_examples_per_s / best.log_prob_examples_per_s
-  checks.append(
-    dict(
-      target=name,
-      against=best.library,
-      ratio=ratio,
-      required=1.0,
-      met=ratio >= 1.0,
-    )
-  )
+  best, ratio = None, None
+  if rated and ours.log_prob_examples_per_s:
+    best = max(rated, key=lambda r: r.log_prob_examples_per_s)
+    ratio = ours.log_prob_examples_per_s / best.log_prob_examples_per_s
+  _record(checks, name, 1.0, best, ratio)
 
 
 def target_lines(workload_name: str, checks: Sequence[dict]) -> list[str]:
