@@ -28,11 +28,8 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
-from flowjax_gen._checks import check_data
-
 __all__ = [
   "binarize",
-  "check_data",
   "check_n_bits",
   "dequantize",
   "flow_inputs",

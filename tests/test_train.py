@@ -69,12 +69,6 @@ END_TO_END = (
 )
 
 
-def _mock_data():
-  return tfds.testing.mock_data(
-    num_examples=32, policy=tfds.testing.MockPolicy.USE_CODE
-  )
-
-
 def test_end_to_end_runs_cover_every_family():
   families = {
     model_registry.family_of(smoke_config(name)["model"]) for name in END_TO_END
@@ -113,7 +107,9 @@ def test_smoke_variant_trains_a_few_steps_on_mock_data(name, tmp_path):
   parts that differ between configs of one family."""
   config = smoke_config(name)
   config_lib.validate_config(config)
-  with _mock_data():
+  with tfds.testing.mock_data(
+    num_examples=32, policy=tfds.testing.MockPolicy.USE_CODE
+  ):
     run = Experiment(config, str(tmp_path))
   state = run.init_state()
   train_step = run.train_step()

@@ -242,9 +242,7 @@ def scan(
     )
 
   def forward(params, x, context: Context = None, *, training=None):
-    step = bijector.forward_and_log_det
-    if bijector.update_stats is not None and training is not None:
-      step = functools.partial(forward_in_mode, bijector, training=training)
+    step = functools.partial(forward_in_mode, bijector, training=training)
     if invertible_backprop:
       if training:
         raise ValueError(

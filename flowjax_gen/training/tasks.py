@@ -100,9 +100,7 @@ def _flow_task(config: Mapping, event_shape: Sequence[int]) -> Task:
   flow = build_flow(
     config["model"], event_shape, config["model_kwargs"], evaluation=True
   )
-  train_log_prob = flow.log_prob
-  if flow.update_stats is not None:
-    train_log_prob = functools.partial(flow.log_prob, training=True)
+  train_log_prob = functools.partial(flow.log_prob, training=True)
 
   def inputs(batch, key):
     return preprocess.flow_inputs(
