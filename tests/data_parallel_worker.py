@@ -15,7 +15,6 @@ os.environ["XLA_FLAGS"] = (
 )
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.sharding import AxisType  # noqa: E402
 
@@ -74,7 +73,7 @@ def main():
       "loss": abs(float(single["loss"]) - float(sharded["loss"])),
       "grads": max_diff(single["grads"], sharded["grads"]),
       "grad_scale": max(
-        float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(single["grads"])
+        float(np.max(np.abs(g))) for g in jax.tree.leaves(single["grads"])
       ),
       "replicated": sharded["replicated"],
     }

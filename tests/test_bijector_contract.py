@@ -23,7 +23,7 @@ def flat(tree):
 
 
 def max_abs_diff(a, b):
-  return float(jnp.max(jnp.abs(flat(a) - flat(b))))
+  return float(np.max(np.abs(flat(a) - flat(b))))
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -62,7 +62,7 @@ def _to(tree, dtype):
 
 
 def _max_abs(tree):
-  return max(float(jnp.max(jnp.abs(a))) for a in jax.tree.leaves(tree))
+  return max(float(np.max(np.abs(a))) for a in jax.tree.leaves(tree))
 
 
 def _relative_diff(a, b):
@@ -70,8 +70,8 @@ def _relative_diff(a, b):
   (the LU's fixed leaves) must match exactly."""
   worst = 0.0
   for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-    diff = float(jnp.max(jnp.abs(u - v)))
-    scale = float(jnp.max(jnp.abs(v)))
+    diff = float(np.max(np.abs(u - v)))
+    scale = float(np.max(np.abs(v)))
     worst = max(worst, diff / scale if scale else (0.0 if diff == 0 else 1.0))
   return worst
 

@@ -19,8 +19,11 @@ def test_glow_l3_k8_round_trip_float32_on_32x32x3():
     permutation="conv1x1_lu",
   )
   x = jax.random.uniform(jax.random.key(0), (4, 32, 32, 3))
+  # Noise of 0.05 on every leaf of 24 steps made latents of ~1e4 whose
+  # decoding overflowed to NaN (the sigmoid scale's 1/s is unbounded), which
+  # jnp.max hid; 0.02 keeps the flow well conditioned and non-trivial.
   params = perturb(
-    jax.jit(flow.init)(jax.random.key(1), x), jax.random.key(2), scale=0.05
+    jax.jit(flow.init)(jax.random.key(1), x), jax.random.key(2), scale=0.02
   )
   latents = jax.jit(flow.encode)(params, x)
   assert [z.shape for z in latents] == [
@@ -28,8 +31,9 @@ def test_glow_l3_k8_round_trip_float32_on_32x32x3():
     (4, 8, 8, 12),
     (4, 4, 4, 48),
   ]
-  x_back = jax.jit(flow.decode)(params, latents)
-  error = float(jnp.max(jnp.abs(x_back - x)))
+  x_back = np.asarray(jax.jit(flow.decode)(params, latents))
+  assert np.isfinite(x_back).all()
+  error = float(np.max(np.abs(x_back - np.asarray(x))))
   assert error < 1e-4, error
   # Perturbation made the zero-initialised layers act: the latents are not a
   # mere permutation of the (centred) input.
@@ -52,14 +56,14 @@ def test_sampling_temperature_and_class_context():
   np.testing.assert_allclose(zero_t[0], zero_t[1])  # T = 0: the mode path
   warm = sample(params, jax.random.key(3), 6, temperature=1.0, context=context)
   assert warm.shape == (6, 8, 8, 1)
-  assert float(jnp.max(jnp.abs(warm - zero_t[0]))) > 1e-2
+  assert float(np.max(np.abs(warm - zero_t[0]))) > 1e-2
   # Samples are decodes of base draws: encoding them gives those draws back,
   # so log_prob of a sample is finite.
   assert bool(jnp.all(jnp.isfinite(flow.log_prob(params, warm, context))))
   # The class changes the mode (the top prior and couplings read it).
   other = jax.nn.one_hot((jnp.arange(6) + 1) % 3, 3)
   shifted = sample(params, jax.random.key(3), 6, temperature=0.0, context=other)
-  assert float(jnp.max(jnp.abs(shifted - zero_t[0]))) > 1e-4
+  assert float(np.max(np.abs(shifted - zero_t[0]))) > 1e-4
 
 
 def test_realnvp_batch_norm_training_and_evaluation_modes():
