@@ -35,6 +35,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import host_memory  # noqa: E402
 from bench import measure, ours, plain_glow, report  # noqa: E402
 from bench.candidate import Unsupported  # noqa: E402
 from bench.workloads import WORKLOADS as KNOWN  # noqa: E402
@@ -76,13 +77,6 @@ KEEP_FREED_MEMORY = flags.DEFINE_bool(
 )
 OUTPUT = flags.DEFINE_string(
   "output", "benchmark.json", "where the JSON report is written"
-)
-
-# glibc returns large freed blocks to the OS, so every step's fresh buffers
-# are page-faulted in again; these keep them (docs/performance.md).
-MALLOC_TUNABLES = (
-  "glibc.malloc.hugetlb=1:glibc.malloc.trim_threshold=4000000000:"
-  "glibc.malloc.mmap_threshold=4000000000"
 )
 
 PEER_MODULES = {
@@ -235,20 +229,10 @@ def _versions() -> dict:
   return versions
 
 
-def _keep_freed_memory() -> None:
-  """Re-executes this script with ``MALLOC_TUNABLES`` (see the flag)."""
-  if (
-    KEEP_FREED_MEMORY.value
-    and sys.platform.startswith("linux")
-    and "GLIBC_TUNABLES" not in os.environ
-  ):
-    env = dict(os.environ, GLIBC_TUNABLES=MALLOC_TUNABLES)
-    os.execve(sys.executable, [sys.executable, *sys.argv], env)
-
-
 def main(argv):
   del argv
-  _keep_freed_memory()
+  if KEEP_FREED_MEMORY.value:
+    host_memory.keep_freed_memory()
   unknown = [w for w in WORKLOADS.value if w not in KNOWN]
   if unknown:
     raise app.UsageError(

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from registry import perturb
 
 from flowjax_gen import models
+from flowjax_gen.bijectors import transformers
+from flowjax_gen.training.config import CONFIG_VERSION, with_defaults
 
 
 def test_glow_l3_k8_round_trip_float32_on_32x32x3():
@@ -19,9 +23,10 @@ def test_glow_l3_k8_round_trip_float32_on_32x32x3():
     permutation="conv1x1_lu",
   )
   x = jax.random.uniform(jax.random.key(0), (4, 32, 32, 3))
-  # Noise of 0.05 on every leaf of 24 steps made latents of ~1e4 whose
-  # decoding overflowed to NaN (the sigmoid scale's 1/s is unbounded), which
-  # jnp.max hid; 0.02 keeps the flow well conditioned and non-trivial.
+  # Noise of 0.05 on every leaf of 24 steps (actnorm scales, 1x1 convs and
+  # the zero-initialised output convs' exp(3 * logs) gains alike) made
+  # latents of ~1e4 whose decoding overflowed to NaN, which jnp.max hid;
+  # 0.02 keeps the flow well conditioned and non-trivial.
   params = perturb(
     jax.jit(flow.init)(jax.random.key(1), x), jax.random.key(2), scale=0.02
   )
@@ -144,3 +149,33 @@ def test_nice_defaults_follow_the_paper():
     kernels = [v["kernel"].shape for v in coupling["params"].values()]
     assert kernels == [(392, 1000)] + [(1000, 1000)] * 4 + [(1000, 392)]
   assert params[4]["log_scale"].shape == (784,)
+
+
+def test_default_coupling_scale_is_bounded_in_both_directions():
+  # Sampling runs the couplings' inverses, x = (y - t) / s; with Glow's
+  # sigmoid(h + 2) a very negative h gives 1 / s ~ exp(-h), which overflowed
+  # float32 within a few steps. exp(tanh(h)) keeps 1 / s within (1/e, e).
+  h = jnp.array([-1e4, -50.0, -3.0, 0.0, 3.0, 50.0, 1e4])
+  theta = jnp.stack([jnp.zeros_like(h), h], axis=-1)
+  y = jnp.ones_like(h)
+  default = inspect.signature(models.glow).parameters["scale_fn"].default
+  x, log_deriv = transformers.affine(default).inverse(theta, y)
+  x, log_deriv = np.asarray(x), np.asarray(log_deriv)
+  assert np.isfinite(x).all()
+  assert (np.abs(x) <= np.e * (1 + 1e-6)).all(), x
+  np.testing.assert_allclose(np.log(x), log_deriv, rtol=1e-6, atol=1e-6)
+  x_sigmoid, _ = transformers.affine("sigmoid").inverse(theta, y)
+  assert float(x_sigmoid[1]) > 1e20
+
+
+def test_configs_saved_before_version_2_rebuild_the_sigmoid_scale():
+  old = {"model": "glow", "model_kwargs": {"levels": 2}}
+  migrated = with_defaults(old)
+  assert migrated["model_kwargs"] == {"levels": 2, "scale_fn": "sigmoid"}
+  assert migrated["config_version"] == CONFIG_VERSION
+  chosen = {"model": "glow", "model_kwargs": {"scale_fn": "exp_tanh"}}
+  assert with_defaults(chosen)["model_kwargs"]["scale_fn"] == "exp_tanh"
+  current = {"model": "glow", "model_kwargs": {}, "config_version": 2}
+  assert "scale_fn" not in with_defaults(current)["model_kwargs"]
+  other = {"model": "realnvp", "model_kwargs": {}}
+  assert "scale_fn" not in with_defaults(other)["model_kwargs"]

@@ -26,6 +26,9 @@ def base_config() -> ml_collections.ConfigDict:
     batch_size: global batch (all devices and processes).
   """
   config = ml_collections.ConfigDict()
+  # Field meanings and factory defaults of this release (see
+  # flowjax_gen.training.config.with_defaults for older runs).
+  config.config_version = 2
   config.model = "glow"
   config.model_kwargs = ml_collections.ConfigDict()
   config.objective_kwargs = ml_collections.ConfigDict()

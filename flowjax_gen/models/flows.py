@@ -293,7 +293,7 @@ def glow_step(
   hidden_channels: int = 512,
   coupling: str = "affine",
   permutation: str = "conv1x1",
-  scale_fn: str = "sigmoid",
+  scale_fn: str = "exp_tanh",
   seed: int = 0,
 ) -> Bijector:
   """One step of flow: actnorm -> permutation -> coupling (Glow, Fig. 2a)."""
@@ -322,7 +322,7 @@ def glow(
   hidden_channels: int = 512,
   coupling: str = "affine",
   permutation: str = "conv1x1",
-  scale_fn: str = "sigmoid",
+  scale_fn: str = "exp_tanh",
   split_prior: bool = True,
   learn_top: bool = True,
   preprocess: str = "center",
@@ -336,8 +336,13 @@ def glow(
   (all but the last level) half the channels leave with a learned
   conditional Gaussian prior; the last level ends with a learned top prior.
   Defaults are the paper's CIFAR-10 model (§5, Table 2 / App. C: L = 3,
-  K = 32, 512 hidden channels, affine coupling with ``sigmoid(h + 2)``
-  scales, 1x1 convolutions, data centred to [-0.5, 0.5); 3.35 bits/dim).
+  K = 32, 512 hidden channels, affine coupling, 1x1 convolutions, data
+  centred to [-0.5, 0.5); 3.35 bits/dim) except the coupling scale: Glow's
+  code uses ``s = sigmoid(h + 2)``, whose inverse multiplies by
+  ``1 / s = 1 + exp(-h - 2)`` without bound, so a tail latent can grow
+  through a few steps of sampling until float32 overflows. The default
+  ``s = exp(tanh(h))`` keeps every step's scale in (1/e, e) both ways;
+  ``scale_fn="sigmoid"`` reproduces the paper's code.
   Pass ``context`` (one-hot class) to every call for a class-conditional
   model: the top prior and the couplings read it.
 
@@ -349,7 +354,8 @@ def glow(
     coupling: ``"affine"`` or ``"additive"``.
     permutation: ``"conv1x1"``, ``"conv1x1_lu"``, ``"reverse"``,
       ``"shuffle"``.
-    scale_fn: affine coupling scale (``"sigmoid"`` as Glow).
+    scale_fn: affine coupling scale, ``"exp_tanh"`` (bounded both ways) or
+      ``"sigmoid"`` (Glow's code; see above).
     split_prior: learned conditional prior on factored-out halves (else
       standard normal).
     learn_top: learned (class-conditional) top prior (else standard normal).

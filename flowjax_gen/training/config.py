@@ -81,7 +81,21 @@ def validate_config(
 # defaults, which reproduce what those runs did.
 _LATER_FIELDS = {"objective_kwargs": {}, "eval_kwargs": {}, "adam_b1": 0.9}
 
+# Version 2 changed Glow's default coupling scale from ``sigmoid(h + 2)``
+# (unbounded inverse, 1 / s = 1 + exp(-h - 2)) to ``exp(tanh(h))``; a
+# version-1 config (no ``config_version`` field) that left ``scale_fn`` to
+# the factory default trained the sigmoid scale.
+CONFIG_VERSION = 2
+_GLOW_MODELS = ("glow",)
+
 
 def with_defaults(config: Mapping) -> dict:
-  """``config`` with every later-added field present."""
-  return {**_LATER_FIELDS, **dict(config)}
+  """``config`` with every later-added field present, migrated to
+  ``CONFIG_VERSION`` so that it rebuilds the model it was trained with."""
+  config = {**_LATER_FIELDS, **dict(config)}
+  if config.get("config_version", 1) < 2 and config["model"] in _GLOW_MODELS:
+    kwargs = dict(config.get("model_kwargs") or {})
+    kwargs.setdefault("scale_fn", "sigmoid")
+    config["model_kwargs"] = kwargs
+  config["config_version"] = CONFIG_VERSION
+  return config
