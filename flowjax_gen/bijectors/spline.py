@@ -104,8 +104,14 @@ def _unit_interval(xi: Array) -> Array:
   return jnp.where(xi < 0.0, 0.0, jnp.where(xi > 1.0, 1.0, xi))
 
 
-def _at(values: Array, index: Array) -> Array:
-  return jnp.take_along_axis(values, index[..., None], axis=-1)[..., 0]
+def _select(values: Array, in_bin: Array) -> Array:
+  """``values[..., k]`` for the one bin ``k`` where ``in_bin`` is true.
+
+  A masked sum rather than a gather: with ``K`` of a few to a few tens it
+  fuses with the surrounding elementwise work, and its gradient is a
+  masked broadcast, where a gather's is a scatter-add (slow on CPU).
+  """
+  return jnp.sum(jnp.where(in_bin, values, jnp.zeros_like(values)), axis=-1)
 
 
 def rational_quadratic(
@@ -140,9 +146,13 @@ def rational_quadratic(
   v = jnp.where(inside, x, jnp.zeros_like(x))
   search = y_knots if inverse else x_knots
   index = jnp.sum(v[..., None] >= search[..., 1:-1], axis=-1)
-  x_k, w = _at(x_knots, index), _at(bin_widths, index)
-  y_k, h = _at(y_knots, index), _at(bin_heights, index)
-  d_k, d_k1 = _at(slopes, index), _at(slopes, index + 1)
+  in_bin = index[..., None] == jnp.arange(bin_widths.shape[-1])
+  x_k, w = _select(x_knots[..., :-1], in_bin), _select(bin_widths, in_bin)
+  y_k, h = _select(y_knots[..., :-1], in_bin), _select(bin_heights, in_bin)
+  d_k, d_k1 = (
+    _select(slopes[..., :-1], in_bin),
+    _select(slopes[..., 1:], in_bin),
+  )
   s = h / w
   e = d_k1 + d_k - 2.0 * s
   if inverse:
