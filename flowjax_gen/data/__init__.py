@@ -8,6 +8,7 @@ the model.
 
 from flowjax_gen.data.pipeline import BatchIterator
 from flowjax_gen.data.sources import (
+  BadDataError,
   attribute_names,
   event_shape,
   is_discrete,
@@ -15,6 +16,7 @@ from flowjax_gen.data.sources import (
 )
 
 __all__ = [
+  "BadDataError",
   "BatchIterator",
   "attribute_names",
   "event_shape",
