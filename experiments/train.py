@@ -39,21 +39,21 @@ _OVERWRITE = flags.DEFINE_bool(
 )
 
 
-def _log_to_file(path: str):
+def _log_to_file(path: str) -> None:
   """Sends absl log records (orbax's too) to ``path`` instead of the
-  console, and warnings to both; returns the open file.
+  console, and warnings to both.
 
   orbax logs each failed background write with its traceback: on the
   console they would bury the one line that says what went wrong.
   """
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  log = open(path, "a")  # open for the whole run
+  # Open for the rest of the process: the handler writes to it.
+  log = open(path, "a")
   logging.get_absl_handler().python_handler.stream = log
   std_logging.captureWarnings(True)
   console = std_logging.StreamHandler(sys.stderr)
   console.setFormatter(std_logging.Formatter("%(message)s"))
   std_logging.getLogger("py.warnings").addHandler(console)
-  return log
 
 
 def main(argv):
@@ -70,7 +70,7 @@ def main(argv):
     name = f"train.process_{jax.process_index()}.log"
   log_path = os.path.join(_WORKDIR.value, name)
   try:
-    log = _log_to_file(log_path)
+    _log_to_file(log_path)
   except OSError as error:
     print(f"error: cannot write to {_WORKDIR.value}: {error}", file=sys.stderr)
     return 1
@@ -80,8 +80,9 @@ def main(argv):
       config, _WORKDIR.value, overwrite=_OVERWRITE.value
     )
   except Exception as error:  # noqa: BLE001 -- one line; traceback in the log
-    log.write(traceback.format_exc())
-    log.flush()
+    # Opened anew: --overwrite may have replaced the file the handler holds.
+    with open(log_path, "a") as f:
+      f.write(traceback.format_exc())
     print(
       f"error: {type(error).__name__}: {error} (traceback: {log_path})",
       file=sys.stderr,

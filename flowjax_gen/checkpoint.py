@@ -211,8 +211,9 @@ def _verify_checksums(step_dir: str) -> bool:
 
 
 def _reason(error: BaseException) -> str:
-  """One line saying why: the innermost OS error if there is one (the
-  path and errno), else the error itself, cut to 300 characters."""
+  """One line saying why: the first OS error in the chain of causes if
+  there is one (it names the path and errno), else the error itself, cut
+  to 300 characters."""
   found, seen = error, set()
   while found is not None and id(found) not in seen:
     if isinstance(found, OSError):

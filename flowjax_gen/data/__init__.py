@@ -8,6 +8,7 @@ the model.
 
 from flowjax_gen.data.pipeline import BatchIterator
 from flowjax_gen.data.sources import (
+  PIXEL_RANGE,
   BadDataError,
   attribute_names,
   event_shape,
@@ -16,6 +17,7 @@ from flowjax_gen.data.sources import (
 )
 
 __all__ = [
+  "PIXEL_RANGE",
   "BadDataError",
   "BatchIterator",
   "attribute_names",

@@ -41,7 +41,7 @@ def _load_split(config: Mapping, split: str, limit: int) -> dict:
     path=config["data_path"] or None,
     num_examples=limit or None,
     seed=config["seed"],
-    value_range=data.sources.PIXEL_RANGE if config["n_bits"] else None,
+    value_range=data.PIXEL_RANGE if config["n_bits"] else None,
     drop_bad=config["drop_bad_examples"],
   )
 
