@@ -124,16 +124,19 @@ def check_or_write_config(
 def check_writable(workdir: str) -> None:
   """Stops a run that could not save before it computes anything.
 
-  Creates ``workdir`` and its ``checkpoints`` folder if missing and writes
-  and removes a probe file in each (and in ``best`` if it exists); without
-  this, an unwritable folder shows only when a background save fails.
+  Creates ``workdir`` if missing and writes and removes a probe file in it
+  and in its checkpoint folders that exist (the others will be made in
+  ``workdir``); without this, an unwritable folder shows only when a
+  background save fails.
 
   Raises:
     StorageError: naming the folder and the OS error.
   """
-  folders = [workdir, os.path.join(workdir, LATEST_DIR)]
-  if os.path.isdir(os.path.join(workdir, BEST_DIR)):
-    folders.append(os.path.join(workdir, BEST_DIR))
+  folders = [workdir] + [
+    os.path.join(workdir, name)
+    for name in (LATEST_DIR, BEST_DIR)
+    if os.path.lexists(os.path.join(workdir, name))
+  ]
   for folder in folders:
     probe = os.path.join(
       folder, f".write_probe.{jax.process_index()}.{os.getpid()}"

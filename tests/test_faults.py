@@ -402,6 +402,7 @@ def test_all_checkpoints_unreadable_is_one_clear_error(finished, tmp_path):
   assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4", "6"]
 
 
+@pytest.mark.slow
 def test_train_prints_one_line_when_no_checkpoint_can_be_read(
   finished, tmp_path
 ):
