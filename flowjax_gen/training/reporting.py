@@ -51,9 +51,8 @@ class MetricWriter:
       return
     values = {k: float(v) for k, v in metrics.items()}
     line = json.dumps({"step": int(step), "split": split, **values}) + "\n"
-    with open(self._path, "a") as f:
+    with open(self._path, "a") as f:  # flushed on close
       f.write(line)
-      f.flush()
     for name, value in values.items():
       self._tb.add_scalar(f"{split}/{name}", value, int(step))
     self._tb.flush()
