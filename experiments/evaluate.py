@@ -10,6 +10,10 @@ Flows and VAEs report bits/dim with its standard error and nats per example
 error and PSNR, classifiers their error; every figure states exactly what it
 is, in the printout and in a JSON report (default ``workdir/evaluation.json``).
 
+The checkpoint read is the newest that passes its checksums; its step is
+printed and recorded, and a latest one older than the step the run's
+``final_metrics.json`` reports is refused.
+
 With ``--classifier_workdir`` (a run of a ``classifier_*`` config on the same
 data), generative models (flows, VAEs, GANs) also get the Fréchet distance
 and KID between ``--num_samples`` samples and the test split in that
@@ -245,8 +249,8 @@ def main(argv):
   }
   if jax.process_index() == 0:
     print(
-      f"{config['model']} on {config['dataset']} (step {step}): "
-      + reporting.result_line(result)
+      f"{config['model']} on {config['dataset']} ({report['checkpoint']} "
+      f"checkpoint, step {step}): " + reporting.result_line(result)
     )
     print(f"definition: {report['definition']}")
     if "classifier_frechet_distance" in result:

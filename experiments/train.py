@@ -4,14 +4,18 @@
       --workdir=workdirs/glow_digits
 
 Prints test bits/dim, writes checkpoints, samples (PNG), metrics (JSONL and
-TensorBoard events) and learning curves into ``--workdir``.
+TensorBoard events) and learning curves into ``--workdir``. Log records
+(orbax's included) go to ``train.log`` there; a run that fails prints one
+line and leaves the traceback in that file.
 """
 
 from __future__ import annotations
 
 import json
+import logging as std_logging
 import os
 import sys
+import traceback
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -44,6 +48,23 @@ _KEEP_FREED_MEMORY = flags.DEFINE_bool(
 )
 
 
+def _log_to_file(path: str) -> None:
+  """Sends absl log records (orbax's too) to ``path`` instead of the
+  console, and warnings to both.
+
+  orbax logs each failed background write with its traceback: on the
+  console they would bury the one line that says what went wrong.
+  """
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  # Open for the rest of the process: the handler writes to it.
+  log = open(path, "a")
+  logging.get_absl_handler().python_handler.stream = log
+  std_logging.captureWarnings(True)
+  console = std_logging.StreamHandler(sys.stderr)
+  console.setFormatter(std_logging.Formatter("%(message)s"))
+  std_logging.getLogger("py.warnings").addHandler(console)
+
+
 def main(argv):
   del argv
   if _KEEP_FREED_MEMORY.value and host_memory.runs_on_cpu():
@@ -55,16 +76,41 @@ def main(argv):
   from flowjax_gen.training import reporting  # noqa: PLC0415
   from flowjax_gen.training.loop import train_and_evaluate  # noqa: PLC0415
 
+  name = "train.log"
+  if jax.process_index() > 0:
+    name = f"train.process_{jax.process_index()}.log"
+  log_path = os.path.join(_WORKDIR.value, name)
+  try:
+    _log_to_file(log_path)
+  except OSError as error:
+    print(f"error: cannot write to {_WORKDIR.value}: {error}", file=sys.stderr)
+    return 1
   config = _CONFIG.value.to_dict()
-  result = train_and_evaluate(
-    config, _WORKDIR.value, overwrite=_OVERWRITE.value
-  )
+  try:
+    result = train_and_evaluate(
+      config, _WORKDIR.value, overwrite=_OVERWRITE.value
+    )
+  except Exception as error:  # noqa: BLE001 -- one line; traceback in the log
+    # Opened anew: --overwrite may have replaced the file the handler holds.
+    with open(log_path, "a") as f:
+      f.write(traceback.format_exc())
+    print(
+      f"error: {type(error).__name__}: {error} (traceback: {log_path})",
+      file=sys.stderr,
+    )
+    return 1
   if jax.process_index() == 0:
     print(f"test: {reporting.result_line(result)}")
     print(f"samples: {result['samples']}")
-    print(f"checkpoints: {os.path.join(_WORKDIR.value, 'checkpoints')}")
-    with open(os.path.join(_WORKDIR.value, "final_metrics.json"), "w") as f:
+    print(
+      f"checkpoints: {os.path.join(_WORKDIR.value, 'checkpoints')} (final: "
+      f"step {result['checkpoint_step']})"
+    )
+    # Written whole or not at all: evaluation tools trust its step.
+    path = os.path.join(_WORKDIR.value, "final_metrics.json")
+    with open(path + ".tmp", "w") as f:
       json.dump(result, f, indent=2)
+    os.replace(path + ".tmp", path)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,9 @@ from flowjax_gen.training.state import TrainState
 
 __all__ = ["MODEL_FIELDS", "fingerprint", "load_codec", "load_trained"]
 
+# Written by ``experiments/train.py`` when a run finishes.
+FINAL_METRICS_FILE = "final_metrics.json"
+
 # The config fields that define a model; with the params they identify it.
 MODEL_FIELDS = ("model", "model_kwargs", "n_bits", "num_classes")
 
@@ -44,7 +47,12 @@ def load_trained(
       file or the evaluation batch size); model fields cannot change.
 
   Returns:
-    ``(experiment, state, step)``.
+    ``(experiment, state, step)``: ``step`` is the checkpoint restored,
+    the newest that passes its checksums.
+
+  Raises:
+    ValueError: no checkpoint, or (latest, not ``best``) the newest
+      readable one is older than the step ``final_metrics.json`` reports.
   """
   path = os.path.join(workdir, checkpoint.CONFIG_FILE)
   if not os.path.isfile(path):
@@ -54,6 +62,7 @@ def load_trained(
     )
   with open(path) as f:
     config = with_defaults(json.load(f))
+  final_step = _final_step(workdir, config)
   for name, value in dict(overrides or {}).items():
     if name not in config:
       raise ValueError(f"unknown config field {name!r} in overrides.")
@@ -73,7 +82,28 @@ def load_trained(
   if restored is None:
     raise ValueError(f"workdir {workdir!r} holds no checkpoint.")
   step, state, _ = restored
+  if not best and final_step is not None and step < final_step:
+    raise ValueError(
+      f"workdir {workdir!r}: the newest readable checkpoint is step {step}, "
+      f"but {FINAL_METRICS_FILE} reports step {final_step} (the newer "
+      "checkpoints could not be read); run the training command again to "
+      "save the final state."
+    )
   return experiment, state, step
+
+
+def _final_step(workdir: str, config: Mapping) -> Optional[int]:
+  """The step ``final_metrics.json`` reports (a finished run's last step;
+  runs from before it was recorded end at ``num_steps``), or ``None`` for
+  a run that has not finished."""
+  path = os.path.join(workdir, FINAL_METRICS_FILE)
+  if not os.path.isfile(path):
+    return None
+  try:
+    with open(path) as f:
+      return int(json.load(f).get("checkpoint_step", config["num_steps"]))
+  except ValueError:  # torn by a crash while written: still a finished run
+    return int(config["num_steps"])
 
 
 def fingerprint(params: Any, config: Mapping[str, Any]) -> str:

@@ -298,3 +298,32 @@ def test_attribute_npz_keeps_the_last_examples_for_test(tmp_path):
   np.savez(path, images=np.zeros((10, 4, 4, 3)), attributes=np.zeros((10, 3)))
   with pytest.raises(ValueError, match="more than twice"):
     data.load("npz", "train", path=path)
+
+
+def test_bad_examples_are_refused_or_dropped_at_load(tmp_path):
+  images = np.full((10, 4, 4), 7, np.int64)
+  images[2, 0, 0], images[6, 1, 1] = 300, -1  # not 8-bit pixel levels
+  floats = images.clip(0, 255).astype(np.float32)
+  floats[4, 3, 3] = np.nan
+  path = _write_npz(
+    tmp_path / "bad.npz",
+    x_train=images,
+    y_train=np.zeros(10, np.int64),
+    x_test=floats,
+    y_test=np.zeros(10, np.int64),
+  )
+  with pytest.raises(
+    data.BadDataError,
+    match=r"train split of npz file .*bad.npz: 2 of 10 examples are bad \(2 "
+    r"with image values outside \[0, 255\]\), the first at index 2",
+  ):
+    data.load("npz", "train", path=path)
+  assert len(data.load("npz", "train", path=path, num_examples=2)["image"]) == 2
+  with pytest.raises(data.BadDataError, match="1 with NaN/inf values"):
+    data.load("npz", "test", path=path)
+  with pytest.raises(data.BadDataError, match=r"outside \[0, 5\]"):
+    data.load("npz", "test", path=path, value_range=(0, 5), drop_bad=False)
+  with pytest.warns(UserWarning, match="dropped 1 of 10 examples"):
+    kept = data.load("npz", "test", path=path, drop_bad=True)
+  assert len(kept["image"]) == len(kept["label"]) == 9
+  assert np.isfinite(kept["image"]).all()

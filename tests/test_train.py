@@ -165,6 +165,11 @@ def test_kill_at_random_step_then_resume_is_bit_identical(tmp_path):
 
   resumed = run_python([TRAIN, *flags, f"--workdir={killed_dir}"])
   assert resumed.returncode == 0, resumed.stderr[-3000:]
+  # The steps between the restored checkpoint and the kill are logged once.
+  logged = [
+    r["step"] for r in map(json.loads, open(killed_dir / "metrics.jsonl"))
+  ]
+  assert logged == [*range(1, steps + 1), steps]  # train records, then test
   step_a, leaves_a = _params_of(str(tmp_path / "straight"))
   step_b, leaves_b = _params_of(str(killed_dir))
   assert step_a == step_b == steps

@@ -24,6 +24,9 @@ def base_config() -> ml_collections.ConfigDict:
     n_bits: pixel depth after reduction (0: continuous data).
     num_classes: > 0 trains a class-conditional model on ``label``.
     batch_size: global batch (all devices and processes).
+    drop_bad_examples: train and evaluate without the examples holding
+      NaN/inf or out-of-range values (their number is printed) instead of
+      refusing the data.
   """
   config = ml_collections.ConfigDict()
   # Field meanings and factory defaults of this release (see
@@ -37,6 +40,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.data_path = ""
   config.num_train_examples = 0  # 0: the whole split
   config.num_test_examples = 0
+  config.drop_bad_examples = False
   config.n_bits = 8
   config.num_classes = 0
   config.random_flip = False

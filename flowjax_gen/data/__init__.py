@@ -8,6 +8,8 @@ the model.
 
 from flowjax_gen.data.pipeline import BatchIterator
 from flowjax_gen.data.sources import (
+  PIXEL_RANGE,
+  BadDataError,
   attribute_names,
   event_shape,
   is_discrete,
@@ -15,6 +17,8 @@ from flowjax_gen.data.sources import (
 )
 
 __all__ = [
+  "PIXEL_RANGE",
+  "BadDataError",
   "BatchIterator",
   "attribute_names",
   "event_shape",

@@ -27,11 +27,20 @@ to dequantise. Every source has the splits ``"train"`` and ``"test"`` only.
   ``num_examples`` for large sets (CelebA's train split is about 19 GB).
   CelebA has no label; its 40 boolean attributes become ``"attributes"``,
   int32 ``(N, 40)``, columns in sorted attribute-name order.
+
+Every split is checked once, at load: an example with a NaN or inf in any
+array, or an image value outside ``value_range`` (integer images: always
+0..255, the pixel levels the models read), is refused with a
+``BadDataError`` naming the split, the number of bad examples and the first
+one's index (and the file, for ``npz``), before a model trains on it and
+skips updates or initialises on NaN. ``drop_bad=True`` drops them instead,
+with a warning that gives the count.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any, Optional, cast
 
@@ -44,6 +53,11 @@ Source = dict[str, np.ndarray]
 _DIGITS_TRAIN = 1500
 ATTRIBUTE_TEST_SIZE = 1000
 _TOY_SIZES = {"train": 10000, "test": 2000}
+PIXEL_RANGE = (0, 255)
+
+
+class BadDataError(ValueError):
+  """A split holds examples with NaN/inf or out-of-range values."""
 
 
 def load(
@@ -54,8 +68,10 @@ def load(
   data_dir: Optional[str] = None,
   num_examples: Optional[int] = None,
   seed: int = 0,
+  value_range: Optional[tuple[float, float]] = None,
+  drop_bad: bool = False,
 ) -> Source:
-  """Loads one split of a named source into numpy arrays.
+  """Loads one split of a named source into numpy arrays and checks them.
 
   Args:
     name: ``"digits"``, a toy density, ``"npz"`` or a TFDS dataset name.
@@ -65,34 +81,103 @@ def load(
     num_examples: Keep the first ``num_examples`` examples; for the toy
       densities, the number drawn (default 10000 train, 2000 test).
     seed: Seed of the toy densities; the other sources ignore it.
+    value_range: Bounds ``(low, high)`` every ``"image"`` value must lie
+      in; ``None`` checks integer images against 0..255 and float ones
+      only for finiteness.
+    drop_bad: Drop the examples that fail the check (with a warning giving
+      their number) instead of refusing the split.
 
   Returns:
     A dict of arrays with equal leading length, with at least ``"image"``.
 
   Raises:
+    BadDataError: Some examples hold NaN/inf or values outside the range,
+      and ``drop_bad`` is false.
     ValueError: For an unknown split or dataset, or a malformed npz file.
   """
   if split not in SPLITS:
     raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
   if num_examples is not None and num_examples <= 0:
     raise ValueError(f"num_examples must be positive, got {num_examples}")
+  origin = name
   if name in TOY_DENSITIES:
     n = num_examples or _TOY_SIZES[split]
     rng = np.random.default_rng([seed, SPLITS.index(split)])
     points, labels = _TOY_FNS[name](rng, n)
-    return {
+    source = {
       "image": points.astype(np.float32),
       "label": labels.astype(np.int32),
     }
-  if name == "digits":
+  elif name == "digits":
     source = _digits(split)
   elif name == "npz":
-    source = _npz(path, split)
+    source, origin = _npz(path, split), f"npz file {path}"
   else:
     source = _tfds(name, split, data_dir, num_examples)
+    origin = f"tfds dataset {name!r}"
   if num_examples is not None:
     source = {k: v[:num_examples] for k, v in source.items()}
-  return source
+  return _checked(
+    source, f"{split} split of {origin}", value_range, drop_bad=drop_bad
+  )
+
+
+def _bad_examples(
+  source: Source, value_range: Optional[tuple[float, float]]
+) -> tuple[np.ndarray, np.ndarray]:
+  """Masks of the examples with a NaN/inf in any float array and of those
+  with an ``"image"`` value outside ``value_range``."""
+  n = len(source["image"])
+  non_finite = np.zeros(n, bool)
+  for array in source.values():
+    if np.issubdtype(array.dtype, np.inexact):
+      non_finite |= ~np.isfinite(array.reshape(n, -1)).all(axis=1)
+  image = source["image"]
+  low, high = value_range or (None, None)
+  if value_range is None and np.issubdtype(image.dtype, np.integer):
+    low, high = PIXEL_RANGE
+    info = np.iinfo(image.dtype)
+    if low <= info.min and info.max <= high:  # uint8: nothing to check
+      low = high = None
+  outside = np.zeros(n, bool)
+  if low is not None and high is not None:
+    flat = image.reshape(n, -1)
+    outside = ((flat < low) | (flat > high)).any(axis=1) & ~non_finite
+  return non_finite, outside
+
+
+def _checked(
+  source: Source,
+  what: str,
+  value_range: Optional[tuple[float, float]],
+  *,
+  drop_bad: bool,
+) -> Source:
+  """``source`` if every example is usable; else refused, or without the
+  bad examples when ``drop_bad``."""
+  non_finite, outside = _bad_examples(source, value_range)
+  bad = non_finite | outside
+  count = int(bad.sum())
+  if not count:
+    return source
+  kinds = []
+  if non_finite.any():
+    kinds.append(f"{int(non_finite.sum())} with NaN/inf values")
+  if outside.any():
+    bounds = value_range or PIXEL_RANGE
+    kinds.append(
+      f"{int(outside.sum())} with image values outside "
+      f"[{bounds[0]}, {bounds[1]}]"
+    )
+  counts = f"{count} of {len(bad)} examples"
+  details = f"({', '.join(kinds)}), the first at index {int(np.argmax(bad))}"
+  if not drop_bad:
+    raise BadDataError(
+      f"{what}: {counts} are bad {details}. Fix the data, or drop them "
+      "(drop_bad=True; config.drop_bad_examples = True for training)."
+    )
+  warnings.warn(f"{what}: dropped {counts} {details}.", stacklevel=3)
+  return {k: v[~bad] for k, v in source.items()}
 
 
 def event_shape(source: Source) -> tuple[int, ...]:

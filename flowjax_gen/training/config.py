@@ -79,7 +79,12 @@ def validate_config(
 
 # Fields added after the first release; runs saved before them read as the
 # defaults, which reproduce what those runs did.
-_LATER_FIELDS = {"objective_kwargs": {}, "eval_kwargs": {}, "adam_b1": 0.9}
+_LATER_FIELDS = {
+  "objective_kwargs": {},
+  "eval_kwargs": {},
+  "adam_b1": 0.9,
+  "drop_bad_examples": False,
+}
 
 # Version 2 changed Glow's default coupling scale from ``sigmoid(h + 2)``
 # (unbounded inverse, 1 / s = 1 + exp(-h - 2)) to ``exp(tanh(h))``; a

@@ -33,12 +33,16 @@ from flowjax_gen.training.step import make_train_step
 
 
 def _load_split(config: Mapping, split: str, limit: int) -> dict:
+  # With n_bits > 0 the models read values as 8-bit pixel levels, so
+  # float images outside [0, 255] are refused too.
   return data.load(
     config["dataset"],
     split,
     path=config["data_path"] or None,
     num_examples=limit or None,
     seed=config["seed"],
+    value_range=data.PIXEL_RANGE if config["n_bits"] else None,
+    drop_bad=config["drop_bad_examples"],
   )
 
 

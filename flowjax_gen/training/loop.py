@@ -7,7 +7,11 @@ and keeps checkpoints. Running it again with the same config and workdir
 resumes from the newest readable checkpoint (params, optimiser, EMA, step --
 which is also the RNG state -- and the data iterator's position), so a killed
 run that is restarted ends with the same params, bit for bit, as one that
-never stopped.
+never stopped. A checkpoint that fails its checksums, or whose step or data
+position does not fit, is skipped for an older one and moved aside
+(``checkpoint``); the metrics log is cut back to the restored step. Storage
+that cannot be written stops the run before step 1, and a failed save
+within one step.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ def train_and_evaluate(
   config = with_defaults(config)
   validate_config(config)
   if jax.process_index() == 0:
+    checkpoint.check_writable(workdir)
     checkpoint.check_or_write_config(workdir, config, overwrite=overwrite)
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # noqa: PLC0415
@@ -58,18 +63,58 @@ def train_and_evaluate(
     if jax.process_index() > 0:
       checkpoint.check_or_write_config(workdir, config)
   run = Experiment(config, workdir)
-  writer = reporting.MetricWriter(workdir, enabled=jax.process_index() == 0)
   checkpointer = checkpoint.Checkpointer(
     workdir,
     keep=config["keep_checkpoints"],
     best_metric=run.task.best_metric,
   )
-  state = run.init_state()
-  restored = checkpointer.restore(state)
-  if restored is not None:
-    _, state, meta = restored
+  try:
+    final = _train(run, checkpointer, config, workdir)
+  except BaseException:
+    checkpointer.abandon()
+    raise
+  if jax.process_index() == 0:
+    reporting.save_learning_curves(
+      reporting.read_metrics(workdir),
+      os.path.join(workdir, "learning_curves.png"),
+      metric=run.task.headline,
+    )
+  return final
+
+
+def _resume_check(run: Experiment):
+  """Refuses a checkpoint whose step counter (the RNG state) or data
+  position does not fit, so the restore falls back to an older one."""
+
+  def check(step: int, state, meta: dict) -> None:
+    if int(state.step) != step:
+      raise ValueError(f"its state is at step {int(state.step)}")
     run.iterator.set_state(meta["data"])
+
+  return check
+
+
+def _train(
+  run: Experiment,
+  checkpointer: checkpoint.Checkpointer,
+  config: Mapping,
+  workdir: str,
+) -> dict:
+  """Restores the newest usable checkpoint, trains to ``num_steps`` and
+  saves the final state (checksummed and read back)."""
+  state = run.init_state()
+  restored = checkpointer.restore(state, check=_resume_check(run))
+  restored_step = None
+  if restored is not None:
+    restored_step, state, _ = restored
   start = int(state.step)
+  # The steps after ``start`` are trained again: newer (unreadable)
+  # checkpoints move aside so they can be saved again, and their log
+  # records are dropped so each step is logged once.
+  checkpointer.set_aside_newer(start)
+  writer = reporting.MetricWriter(
+    workdir, enabled=jax.process_index() == 0, resume_step=start
+  )
   train_step = run.train_step()
   num_steps = config["num_steps"]
   bar = tqdm(
@@ -84,6 +129,9 @@ def train_and_evaluate(
   for step in range(start + 1, num_steps + 1):
     batch = shard_batch(next(run.iterator), run.mesh)
     state, metrics = train_step(state, batch)
+    # The save started after the previous step ran alongside this one;
+    # waiting here stops a run whose save failed within one step.
+    checkpointer.wait()
     bar.update(1)
     if step % config["log_every"] == 0 or step == num_steps:
       metrics = jax.device_get(metrics)
@@ -119,20 +167,19 @@ def train_and_evaluate(
   bar.close()
   final = run.evaluate(state.ema_params)
   final["skipped_updates"] = int(state.skipped)
-  writer.write(num_steps, "test", final)
-  if checkpointer.latest_step() != num_steps:
+  # A run resumed at its last step has logged and saved its end already.
+  finished_before = restored_step == num_steps
+  if not finished_before:
+    writer.write(num_steps, "test", final)
     checkpointer.save(
       num_steps, state, {"data": run.iterator.get_state()}, metrics=final
     )
   final["samples"] = run.save_samples(state.ema_params, num_steps)
   checkpointer.close()
   writer.close()
-  if jax.process_index() == 0:
-    reporting.save_learning_curves(
-      reporting.read_metrics(workdir),
-      os.path.join(workdir, "learning_curves.png"),
-      metric=run.task.headline,
-    )
+  if not finished_before and jax.process_index() == 0:
+    checkpointer.verify(num_steps)
+  final["checkpoint_step"] = num_steps
   return final
 
 

@@ -6,30 +6,53 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from typing import Optional
 
 import numpy as np
 
+METRICS_FILE = "metrics.jsonl"
+
 
 class MetricWriter:
   """Appends ``{"step", "split", **metrics}`` lines to ``metrics.jsonl`` and
-  writes the same scalars as TensorBoard events under ``workdir/tb``."""
+  writes the same scalars as TensorBoard events under ``workdir/tb``.
 
-  def __init__(self, workdir: str, *, enabled: bool = True):
+  Each record is one whole line, written in one call and flushed, so a
+  crash leaves at most a torn last line. ``resume_step``: the run resumes
+  after that step, so the log is first rewritten without the records of
+  later steps (which it repeats) and without a torn last line, and
+  TensorBoard hides its events after that step: each step is logged once.
+  """
+
+  def __init__(
+    self,
+    workdir: str,
+    *,
+    enabled: bool = True,
+    resume_step: Optional[int] = None,
+  ):
     self._enabled = enabled
-    self._path = os.path.join(workdir, "metrics.jsonl")
+    self._path = os.path.join(workdir, METRICS_FILE)
     self._tb = None
     if enabled:
       from tensorboardX import SummaryWriter  # noqa: PLC0415 -- process 0 only
 
-      self._tb = SummaryWriter(os.path.join(workdir, "tb"))
+      purge_step = None
+      if resume_step is not None:
+        _rewind(self._path, resume_step)
+        purge_step = resume_step + 1
+      self._tb = SummaryWriter(
+        os.path.join(workdir, "tb"), purge_step=purge_step
+      )
 
   def write(self, step: int, split: str, metrics: dict) -> None:
     if not self._enabled or self._tb is None:  # None unless enabled
       return
     values = {k: float(v) for k, v in metrics.items()}
-    with open(self._path, "a") as f:
-      f.write(json.dumps({"step": int(step), "split": split, **values}) + "\n")
+    line = json.dumps({"step": int(step), "split": split, **values}) + "\n"
+    with open(self._path, "a") as f:  # flushed on close
+      f.write(line)
     for name, value in values.items():
       self._tb.add_scalar(f"{split}/{name}", value, int(step))
     self._tb.flush()
@@ -39,13 +62,61 @@ class MetricWriter:
       self._tb.close()
 
 
+def _read_log(path: str) -> tuple[str, list[tuple[str, dict]]]:
+  """A metrics log's text and ``(line, record)`` for each of its whole
+  records; a line that is not one (a torn last line, left by a crash
+  mid-write) is dropped with a warning."""
+  with open(path) as f:
+    text = f.read()
+  lines = text.splitlines()
+  parsed, bad = [], []
+  for number, line in enumerate(lines, start=1):
+    if not line.strip():
+      continue
+    try:
+      record = json.loads(line)
+      if not isinstance(record, dict) or not isinstance(
+        record.get("step"), int
+      ):
+        raise ValueError("not a record")
+    except ValueError:
+      bad.append(number)
+      continue
+    parsed.append((line, record))
+  if bad:
+    torn = bad == [len(lines)]
+    warnings.warn(
+      f"{path}: dropped "
+      + (
+        f"a torn last line (line {bad[0]}, a crash mid-write)"
+        if torn
+        else f"{len(bad)} unreadable lines (lines {bad[:5]})"
+      ),
+      stacklevel=3,
+    )
+  return text, parsed
+
+
+def _rewind(path: str, step: int) -> None:
+  """Rewrites the log with only its whole records of steps <= ``step``."""
+  if not os.path.exists(path):
+    return
+  before, records = _read_log(path)
+  kept = [line for line, record in records if record["step"] <= step]
+  after = "".join(line + "\n" for line in kept)
+  if after != before:
+    with open(path + ".tmp", "w") as f:
+      f.write(after)
+    os.replace(path + ".tmp", path)
+
+
 def read_metrics(workdir: str) -> list[dict]:
-  """Every record of ``metrics.jsonl`` (empty if there is none)."""
-  path = os.path.join(workdir, "metrics.jsonl")
+  """Every record of ``metrics.jsonl`` (empty if there is none); a torn
+  line is dropped with a warning."""
+  path = os.path.join(workdir, METRICS_FILE)
   if not os.path.exists(path):
     return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  return [record for _, record in _read_log(path)[1]]
 
 
 def result_line(result: dict) -> str:
