@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flowjax_gen import distributions
-from flowjax_gen._checks import check_choice, check_data, check_positive_int
+from flowjax_gen._checks import check_choice, check_positive_int
 from flowjax_gen.bijectors import (
   Bijector,
   actnorm,
@@ -46,6 +46,15 @@ from flowjax_gen.bijectors import (
   squeeze,
 )
 from flowjax_gen.bijectors.base import forward_in_mode
+from flowjax_gen.models.contract import (
+  ParamsContract,
+  cast_floating,
+  check_context,
+  check_events,
+  check_finite,
+  check_latents,
+  params_dtype,
+)
 from flowjax_gen.nets.conditioners import MLP, GlowConvNet, ResNet
 
 PREPROCESSING = ("center", "logit", "none")
@@ -56,8 +65,16 @@ COUPLINGS = ("affine", "additive")
 class Flow(NamedTuple):
   """A normalising-flow model; every function is pure over ``params``.
 
+  Every function checks its inputs before any compute and raises
+  ``ValueError`` saying what it got and what to pass (``models.contract``):
+  ``x`` is a floating batch of ``event_shape`` events (dequantise integer
+  pixels first), ``context`` a floating array with one row per example, of
+  a shape ``init`` saw, and ``params`` the tree this flow's ``init`` makes.
+
   Attributes:
-    init: ``(key, x_example, context=None) -> params`` (data-dependent).
+    init: ``(key, x_example, context=None) -> params`` (data-dependent; the
+      batch must be finite). Params come out in one dtype, the data's (at
+      least float32).
     log_prob: ``(params, x, context=None, *, training=None) -> (batch,)``
       exact log density of ``x`` in ``[0, 1)^event_shape``. ``training``
       chooses the mode of batch-norm layers (``True``: batch statistics, as
@@ -67,7 +84,8 @@ class Flow(NamedTuple):
       finest level first, for multi-scale flows), whitened so that each is
       standard under the base density.
     decode: ``(params, latents, context=None) -> x``, the exact inverse.
-    sample: ``(params, key, n, *, temperature=1.0, context=None) -> x``.
+    sample: ``(params, key, n, *, temperature=1.0, context=None) -> x`` in
+      the params' dtype; a conditional flow takes ``n`` context rows.
     update_stats: ``(params, x, context=None) -> params`` for flows with
       batch-norm layers (running averages), else ``None``.
     event_shape: shape of one example.
@@ -94,6 +112,13 @@ def make_flow(
 ) -> Flow:
   """Wraps a data -> latent ``bijector`` and a base density into a ``Flow``.
 
+  Every call checks its inputs first (``models.contract``): floating data
+  of ``event_shape``, a floating context with one row per example and of a
+  shape ``init`` saw, params of the tree this flow's ``init`` makes, and a
+  finite ``init`` batch. ``init`` returns params of one dtype, the data's
+  (at least float32), and ``sample`` draws in the params' dtype, so a
+  float64 flow (``jax_enable_x64``) stays float64 end to end.
+
   Args:
     bijector: maps a batch of events to latents (an array or a tuple).
     event_shape: shape of one example, checked on every call.
@@ -101,40 +126,68 @@ def make_flow(
   """
   event_shape = tuple(int(d) for d in event_shape)
   base = base or distributions.standard_normal()
+  contract = ParamsContract(bijector.init, event_shape)
+
+  def checked(where, params, x, context):
+    check_events(where, x, event_shape)
+    context_shape = check_context(where, context, jnp.shape(x)[0])
+    contract.check(where, params, context_shape)
 
   def init(key, x, context=None):
-    check_data(x, event_shape)
-    return bijector.init(key, x, context)
+    check_events("Flow.init", x, event_shape)
+    context_shape = check_context("Flow.init", context, jnp.shape(x)[0])
+    check_finite("Flow.init", "x", x)
+    check_finite("Flow.init", "context", context)
+    params = bijector.init(key, x, context)
+    contract.record(context_shape)
+    # One dtype for every leaf: Flax keeps float32 kernels and some
+    # initialisers follow the x64 default, whatever the data are; the
+    # data's precision (at least float32) is what the flow computes in.
+    dtype = jax.dtypes.canonicalize_dtype(
+      jnp.promote_types(jnp.result_type(x), jnp.float32)
+    )
+    return cast_floating(params, dtype)
 
   def encode(params, x, context=None):
-    check_data(x, event_shape)
+    checked("Flow.encode", params, x, context)
     return bijector.forward_and_log_det(params, x, context)[0]
 
   def log_prob(params, x, context=None, *, training=None):
-    check_data(x, event_shape)
+    checked("Flow.log_prob", params, x, context)
     latents, log_det = forward_in_mode(bijector, params, x, context, training)
     return base.log_prob(latents) + log_det
 
-  def decode(params, latents, context=None):
+  def unchecked_decode(params, latents, context):
     return bijector.inverse_and_log_det(params, latents, context)[0]
+
+  def decode(params, latents, context=None):
+    batch = check_latents("Flow.decode", latents)
+    context_shape = check_context("Flow.decode", context, batch)
+    contract.check("Flow.decode", params, context_shape)
+    return unchecked_decode(params, latents, context)
 
   def sample(params, key, n, *, temperature=1.0, context=None):
     check_positive_int("n", n)
-    example = jax.ShapeDtypeStruct((n,) + event_shape, jnp.float32)
+    context_shape = check_context("Flow.sample", context, n)
+    contract.check("Flow.sample", params, context_shape)
+    # The latents' shapes (and dtype) are those encode gives a batch of n
+    # events in the params' precision; tracing costs no compute.
+    example = jax.ShapeDtypeStruct((n,) + event_shape, params_dtype(params))
     shapes = jax.eval_shape(
       lambda p, x, c: bijector.forward_and_log_det(p, x, c)[0],
       params,
       example,
       context,
     )
-    return decode(params, base.sample(key, shapes, temperature), context)
+    latents = base.sample(key, shapes, temperature)
+    return unchecked_decode(params, latents, context)
 
   update_stats = None
   bijector_update_stats = bijector.update_stats
   if bijector_update_stats is not None:
 
     def checked_update_stats(params, x, context=None):
-      check_data(x, event_shape)
+      checked("Flow.update_stats", params, x, context)
       return bijector_update_stats(params, x, context)
 
     update_stats = checked_update_stats

@@ -17,7 +17,7 @@ concatenated to the channels of a conv net.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Optional
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax
@@ -66,6 +66,7 @@ class ZeroConv(nn.Module):
   kernel_size: int = 3
   logscale_factor: float = 3.0
   convolution: str = "auto"
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, context: Optional[jax.Array] = None):
@@ -76,8 +77,13 @@ class ZeroConv(nn.Module):
       padding="SAME",
       kernel_init=nn.initializers.zeros,
       conv_general_dilated=conv_function(self.convolution),
+      param_dtype=self.param_dtype,
     )(with_context(x, context))
-    logs = self.param("logs", nn.initializers.zeros, (self.out_features,))
+    # Flax's layers default to float32 params; ``zeros`` alone would follow
+    # the x64 flag and make this one leaf float64.
+    logs = self.param(
+      "logs", nn.initializers.zeros, (self.out_features,), self.param_dtype
+    )
     return h * jnp.exp(logs * self.logscale_factor).astype(h.dtype)
 
 
