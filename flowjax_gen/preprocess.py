@@ -4,7 +4,8 @@ Every model family reads the same host batch (``"image"``: 8-bit pixel
 values, NHWC; ``"label"``: ints) and turns it into inputs here, so the
 scalings that ``bits_per_dim`` must account for are in one place:
 
-* ``reduce_bits``: ``x_int = floor(x / 2^(8 - n))`` in ``{0, ..., 2^n - 1}``.
+* ``reduce_bits``: ``x_int = floor(x / 2^(8 - n))`` in ``{0, ..., 2^n - 1}``;
+  ``x`` must be 8-bit levels, integers ``0..255`` (``check_pixel_levels``).
 * ``dequantize``: ``x = (x_int + u) / 2^n`` in ``[0, 1)`` with
   ``u ~ U[0, 1)`` (or ``u = 1/2``, bin centres, without a key); the flows'
   and the Gaussian VAE's input. Its Jacobian is the ``D n log 2`` term of
@@ -26,11 +27,14 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import jax
+import jax.core
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = [
   "binarize",
   "check_n_bits",
+  "check_pixel_levels",
   "dequantize",
   "flow_inputs",
   "reduce_bits",
@@ -54,10 +58,57 @@ def check_n_bits(n_bits: Any) -> None:
     )
 
 
+def check_pixel_levels(x: Any) -> None:
+  """Raises ``ValueError`` unless ``x`` holds 8-bit pixel levels.
+
+  ``reduce_bits`` and ``dequantize`` floor ``x / 2^(8 - n)``: values off
+  the grid of integers ``0..255`` land in a wrong bin without an error
+  (floats already scaled to ``[0, 1)`` all fall into the first). The dtype
+  is checked when traced; the values only when ``x`` is concrete (an eager
+  call), since a traced array has none yet.
+  """
+  dtype = x.dtype if hasattr(x, "dtype") else np.result_type(x)
+  continuous = (
+    "for continuous data skip dequantisation (n_bits=None in flow_inputs "
+    "and flow_nll; --config.n_bits=0 for experiments/train.py)"
+  )
+  if jnp.issubdtype(dtype, jnp.bool_) or not jnp.issubdtype(dtype, jnp.number):
+    raise ValueError(
+      f"dequantize/reduce_bits expect 8-bit pixel levels (integers 0..255); "
+      f"got dtype {dtype}."
+    )
+  if isinstance(x, jax.core.Tracer):
+    return
+  values = np.asarray(x)
+  if not values.size:
+    return
+  off_grid = values != np.floor(values)
+  if np.any(off_grid):
+    example = values[off_grid].flat[0]
+    scaled = bool(np.all((values >= 0) & (values < 1)))
+    looks = " They look already scaled to [0, 1)." if scaled else ""
+    raise ValueError(
+      f"dequantize/reduce_bits expect 8-bit pixel levels (integers 0..255); "
+      f"got non-integer values such as {example}.{looks} Pass the pixels as "
+      f"loaded (uint8), or {continuous}."
+    )
+  low, high = values.min(), values.max()
+  if low < 0 or high > 255:
+    raise ValueError(
+      f"dequantize/reduce_bits expect 8-bit pixel levels (integers 0..255); "
+      f"got values from {low} to {high}. Reduce the depth of wider pixels "
+      f"to 8 bits first, or {continuous}."
+    )
+
+
 def reduce_bits(x: jax.Array, n_bits: int) -> jax.Array:
   """8-bit integers ``0..255`` -> ``n_bits`` integers ``0..2^n - 1``
-  (``floor(x / 2^(8 - n))``), as a float array."""
+  (``floor(x / 2^(8 - n))``), as a float array.
+
+  Values off the 8-bit grid are refused (``check_pixel_levels``).
+  """
   check_n_bits(n_bits)
+  check_pixel_levels(x)
   return jnp.floor(jnp.asarray(x, jnp.float32) / 2 ** (8 - n_bits))
 
 

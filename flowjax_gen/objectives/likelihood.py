@@ -61,7 +61,21 @@ def flow_bits_per_dim(
   n_bits: Optional[int],
   num_classes: Optional[int],
 ) -> dict:
-  """Per-example ``bits_per_dim`` and ``nll_nats`` of a flow on a batch."""
+  """Per-example ``bits_per_dim`` and ``nll_nats`` of a flow on a batch.
+
+  ``n_bits=None`` declares the data continuous; integer pixels are then
+  refused, since a density of the raw levels is no likelihood of discrete
+  data (checked from the dtype, when traced).
+  """
+  image = batch["image"]
+  if n_bits is None and not jnp.issubdtype(
+    jnp.result_type(image), jnp.floating
+  ):
+    raise ValueError(
+      f'n_bits=None treats batch["image"] as continuous values, but it has '
+      f"dtype {jnp.result_type(image)}: pass n_bits (1..8) to dequantise "
+      "the pixel levels (--config.n_bits=8 for experiments/train.py)."
+    )
   x, context = flow_inputs(batch, key, n_bits=n_bits, num_classes=num_classes)
   log_prob = log_prob_fn(params, x, context)
   dims = num_dims(x)

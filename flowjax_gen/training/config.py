@@ -15,6 +15,7 @@ from typing import Optional
 
 import jax
 
+from flowjax_gen import data
 from flowjax_gen._checks import (
   check_choice,
   check_in_unit_interval,
@@ -75,6 +76,33 @@ def validate_config(
     )
   check_in_unit_interval("config.adam_b1", config["adam_b1"])
   check_in_unit_interval("config.ema_decay", config["ema_decay"])
+
+
+def check_data_kind(config: Mapping, source: dict) -> None:
+  """Checks ``config.n_bits`` against the loaded data (``data.is_discrete``).
+
+  ``n_bits > 0`` dequantises integer pixel levels: on continuous values
+  (floats, e.g. a float ``.npz`` or a toy density) it floors them into bins
+  and reports meaningless bits/dim. ``n_bits = 0`` models the values as
+  they are: for a flow on integer pixels that is a density of the raw
+  levels, no likelihood of discrete data.
+  """
+  dataset = config["dataset"]
+  dtype = source["image"].dtype
+  discrete = data.is_discrete(source)
+  if config["n_bits"] and not discrete:
+    raise ValueError(
+      f"config.dataset = {dataset!r} holds continuous values ({dtype}), but "
+      f"config.n_bits = {config['n_bits']} dequantises integer pixel levels: "
+      "pass --config.n_bits=0 to model the values as they are (or store "
+      "the pixels as uint8)."
+    )
+  if not config["n_bits"] and discrete and family_of(config["model"]) == "flow":
+    raise ValueError(
+      f"config.dataset = {dataset!r} holds integer pixel levels ({dtype}), "
+      "but config.n_bits = 0 models them as continuous values: pass "
+      "--config.n_bits=8 (or fewer bits) to dequantise them."
+    )
 
 
 # Fields added after the first release; runs saved before them read as the

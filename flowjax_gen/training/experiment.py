@@ -23,6 +23,7 @@ from flowjax_gen.parallel import (
   shard_batch,
 )
 from flowjax_gen.training import evaluation, reporting, tasks
+from flowjax_gen.training.config import check_data_kind
 from flowjax_gen.training.state import (
   TrainState,
   create_state,
@@ -57,6 +58,7 @@ class Experiment:
       config, "train", config["num_train_examples"]
     )
     self.test_source = _load_split(config, "test", config["num_test_examples"])
+    check_data_kind(config, self.train_source)
     self.event_shape = data.event_shape(self.train_source)
     self.task = tasks.build_task(config, self.event_shape)
     self.mesh = data_mesh()
