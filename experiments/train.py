@@ -30,11 +30,15 @@ _CONFIG = config_flags.DEFINE_config_file(
   os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "configs", "glow_digits.py"
   ),
-  "experiment config file (append ':smoke' for the smoke variant).",
+  "experiment config file; append ':ARG' for a variant (':smoke', a few "
+  "steps of a tiny model); an ARG the file does not know is refused.",
 )
 _WORKDIR = flags.DEFINE_string(
-  "workdir", "workdirs/default", "run directory (created if missing)."
+  "workdir", None, "run directory (created if missing); required."
 )
+# No default directory: a forgotten --workdir would mix unrelated runs in
+# one place (or resume one of them).
+flags.mark_flag_as_required("workdir")
 _OVERWRITE = flags.DEFINE_bool(
   "overwrite", False, "replace a run with a different config in workdir."
 )

@@ -73,7 +73,7 @@ class _Unreadable(Exception):
 
 
 def check_or_write_config(
-  workdir: str, config: dict, *, overwrite: bool = False
+  workdir: str, config: dict, *, overwrite: bool = False, write: bool = True
 ) -> bool:
   """Records ``config`` in ``workdir`` or checks it against the recorded one.
 
@@ -82,6 +82,9 @@ def check_or_write_config(
     config: JSON-serialisable config of this run.
     overwrite: delete a previous run with a different config instead of
       refusing.
+    write: record ``config`` if the workdir holds none; ``False`` only
+      checks (and, with ``overwrite``, clears), so that a run which fails
+      before it starts training leaves no record behind.
 
   Returns:
     ``True`` if the workdir already held this run (resume), else ``False``.
@@ -90,7 +93,6 @@ def check_or_write_config(
     ConfigMismatchError: if the workdir holds a different run and
       ``overwrite`` is false; the message lists the differing fields.
   """
-  os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, CONFIG_FILE)
   text = json.dumps(config, indent=2, sort_keys=True)
   if os.path.exists(path):
@@ -106,8 +108,8 @@ def check_or_write_config(
       )
       raise ConfigMismatchError(
         f"workdir {workdir!r} holds a run with a different config "
-        f"(fields {fields}); pass overwrite to replace it or choose "
-        "another workdir."
+        f"(fields {fields}); pass overwrite=True (--overwrite on the "
+        "command line) to replace it, or choose another workdir."
       )
     for name in os.listdir(workdir):
       target = os.path.join(workdir, name)
@@ -115,6 +117,9 @@ def check_or_write_config(
         shutil.rmtree(target)
       else:
         os.remove(target)
+  if not write:
+    return False
+  os.makedirs(workdir, exist_ok=True)
   with open(path + ".tmp", "w") as f:
     f.write(text)
   os.replace(path + ".tmp", path)

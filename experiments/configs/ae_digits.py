@@ -14,6 +14,7 @@ from configs import ae_mnist, common
 
 
 def get_config(arg: str = ""):
+  options = common.parse_arg(arg)
   config = ae_mnist.get_config()
   config.dataset = "digits"
   config.model_kwargs.latent_size = 8
@@ -22,6 +23,6 @@ def get_config(arg: str = ""):
   config.eval_batch_size = 297
   config.num_steps = 3000
   config.eval_every = 1000
-  if arg == "smoke":
+  if "smoke" in options:
     common.smoke(config, latent_size=4, hidden_features=(16,))
-  return config
+  return common.with_factory_defaults(config)

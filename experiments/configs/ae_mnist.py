@@ -18,6 +18,7 @@ from configs import common
 
 
 def get_config(arg: str = ""):
+  options = common.parse_arg(arg)
   config = common.base_config()
   config.model = "autoencoder"
   config.model_kwargs.latent_size = 32
@@ -33,6 +34,6 @@ def get_config(arg: str = ""):
   config.checkpoint_every = 1000
   config.log_every = 100
   config.num_samples = 16
-  if arg == "smoke":
+  if "smoke" in options:
     common.smoke(config, latent_size=4, hidden_features=(16,))
-  return config
+  return common.with_factory_defaults(config)

@@ -13,12 +13,13 @@ from configs import classifier_mnist, common
 
 
 def get_config(arg: str = ""):
+  options = common.parse_arg(arg)
   config = classifier_mnist.get_config()
   config.dataset = "digits"
   config.batch_size = 64
   config.eval_batch_size = 297
   config.num_steps = 1500
   config.eval_every = 500
-  if arg == "smoke":
+  if "smoke" in options:
     common.smoke(config, channels=(4, 8), features=16)
-  return config
+  return common.with_factory_defaults(config)

@@ -17,6 +17,7 @@ from configs import common
 
 
 def get_config(arg: str = ""):
+  options = common.parse_arg(arg)
   config = common.base_config()
   config.model = "classifier"
   config.num_classes = 10
@@ -29,6 +30,6 @@ def get_config(arg: str = ""):
   config.checkpoint_every = 1000
   config.log_every = 100
   config.num_samples = 16
-  if arg == "smoke":
+  if "smoke" in options:
     common.smoke(config, channels=(4, 8), features=16)
-  return config
+  return common.with_factory_defaults(config)

@@ -1,8 +1,48 @@
-"""Fields every experiment config has, with their defaults."""
+"""Fields every experiment config has, with their defaults, and the two
+steps every ``get_config(arg)`` takes: ``parse_arg`` (refuse an unknown
+argument) and ``with_factory_defaults`` (every model argument settable from
+the command line)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import ml_collections
+
+from flowjax_gen.training.config import model_kwargs_defaults
+
+
+def parse_arg(arg: str, allowed: Sequence[str] = ("smoke",)) -> set[str]:
+  """The options of a config argument, ``--config=FILE.py:a,b``.
+
+  An unknown option is refused with the valid ones: ignoring it (a typo
+  such as ``:smok``) would run the full config.
+  """
+  options = set(filter(None, (arg or "").split(",")))
+  unknown = sorted(options - set(allowed))
+  if unknown:
+    valid = ", ".join(repr(a) for a in allowed)
+    raise ValueError(
+      f"unknown config argument {', '.join(map(repr, unknown))}; this config "
+      f"takes {valid} (comma-separated) or nothing (the full run)."
+    )
+  return options
+
+
+def with_factory_defaults(
+  config: ml_collections.ConfigDict,
+) -> ml_collections.ConfigDict:
+  """``config`` with every argument of its model's factory in
+  ``model_kwargs``, those it does not set at the factory's default.
+
+  A command line can only override fields that exist
+  (``--config.model_kwargs.remat=True``); the recorded config then also
+  names every argument the model was built with.
+  """
+  for name, value in model_kwargs_defaults(config.model).items():
+    if name not in config.model_kwargs:
+      config.model_kwargs[name] = value
+  return config
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -11,17 +51,22 @@ def base_config() -> ml_collections.ConfigDict:
   Fields:
     model / model_kwargs: a flow (``nice``, ``realnvp``, ``glow``) or
       ``autoencoder``, ``vae``, ``gan``, ``classifier``, and the keyword
-      arguments of its factory in ``flowjax_gen.models``. A name left out
-      takes the factory's default, so a run recorded before an argument
-      existed rebuilds the same model (e.g. Glow's memory options ``remat``
-      and ``invertible_backprop``, both off unless set here).
+      arguments of its factory in ``flowjax_gen.models``; every config
+      carries all of them (``with_factory_defaults``), so each can be set
+      on the command line. A name missing from a saved config takes the
+      default of the release that saved it (``training.config
+      .with_defaults``), so a run recorded before an argument existed
+      rebuilds the same model (e.g. Glow's memory options ``remat`` and
+      ``invertible_backprop``, both off).
     objective_kwargs: keyword arguments of the family's training objective
       (e.g. a VAE's ``beta``, a GAN's ``loss``, a denoiser's ``corruption``).
     eval_kwargs: keyword arguments of its evaluation (e.g. a VAE's
       ``num_importance_samples``).
-    dataset: ``digits``, a 2-D toy density, ``npz`` (with ``data_path``) or a
-      tfds name (``mnist``, ``cifar10``, ...).
-    n_bits: pixel depth after reduction (0: continuous data).
+    dataset: ``digits``, a 2-D toy density, ``npz`` (with ``data_path``,
+      which no other dataset takes) or a tfds name (``mnist``,
+      ``cifar10``, ...) prepared in TFDS's data directory.
+    n_bits: pixel depth after reduction (0: continuous data; checked
+      against the data when they are loaded).
     num_classes: > 0 trains a class-conditional model on ``label``.
     batch_size: global batch (all devices and processes).
     drop_bad_examples: train and evaluate without the examples holding

@@ -10,14 +10,15 @@ Command:
 
 from __future__ import annotations
 
-from configs import ae_digits
+from configs import ae_digits, common
 
 
 def get_config(arg: str = ""):
+  options = common.parse_arg(arg)
   config = ae_digits.get_config(arg)
-  if arg != "smoke":
+  if "smoke" not in options:
     config.model_kwargs.latent_size = 16
     config.model_kwargs.latent_dtype = "float32"
   config.objective_kwargs.corruption = "gaussian"
   config.objective_kwargs.noise_level = 0.3
-  return config
+  return common.with_factory_defaults(config)

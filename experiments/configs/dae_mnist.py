@@ -16,14 +16,15 @@ Command:
 
 from __future__ import annotations
 
-from configs import ae_mnist
+from configs import ae_mnist, common
 
 
 def get_config(arg: str = ""):
+  options = common.parse_arg(arg)
   config = ae_mnist.get_config(arg)
-  if arg != "smoke":
+  if "smoke" not in options:
     config.model_kwargs.latent_size = 64
     config.model_kwargs.latent_dtype = "float32"
   config.objective_kwargs.corruption = "gaussian"
   config.objective_kwargs.noise_level = 0.5
-  return config
+  return common.with_factory_defaults(config)

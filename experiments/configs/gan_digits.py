@@ -11,6 +11,7 @@ from configs import common, gan_mnist
 
 
 def get_config(arg: str = ""):
+  options = common.parse_arg(arg)
   config = gan_mnist.get_config()
   config.dataset = "digits"
   config.model_kwargs.latent_size = 16
@@ -19,8 +20,8 @@ def get_config(arg: str = ""):
   config.objective_kwargs.loss = "hinge"
   config.eval_batch_size = 297
   config.num_steps = 5000
-  if arg == "smoke":
+  if "smoke" in options:
     common.smoke(
       config, generator_channels=(8, 4), discriminator_channels=(4, 8)
     )
-  return config
+  return common.with_factory_defaults(config)

@@ -22,6 +22,7 @@ from configs import common
 
 
 def get_config(arg: str = ""):
+  options = common.parse_arg(arg)
   config = common.base_config()
   config.model = "gan"
   config.model_kwargs.latent_size = 64
@@ -41,8 +42,8 @@ def get_config(arg: str = ""):
   config.checkpoint_every = 1000
   config.log_every = 100
   config.temperature = 1.0
-  if arg == "smoke":
+  if "smoke" in options:
     common.smoke(
       config, generator_channels=(8, 4), discriminator_channels=(4, 8)
     )
-  return config
+  return common.with_factory_defaults(config)

@@ -16,6 +16,7 @@ from configs import common
 
 
 def get_config(arg: str = ""):
+  options = common.parse_arg(arg)
   config = common.base_config()
   config.model = "glow"
   config.model_kwargs.levels = 2
@@ -30,6 +31,6 @@ def get_config(arg: str = ""):
   config.eval_batch_size = 500
   config.eval_every = 5000
   config.checkpoint_every = 1000
-  if arg == "smoke":
+  if "smoke" in options:
     common.smoke(config, steps_per_level=2, hidden_channels=8)
-  return config
+  return common.with_factory_defaults(config)

@@ -16,6 +16,7 @@ from configs import common
 
 
 def get_config(arg: str = ""):
+  options = common.parse_arg(arg)
   config = common.base_config()
   config.model = "nice"
   config.dataset = "mnist"
@@ -26,6 +27,6 @@ def get_config(arg: str = ""):
   config.warmup_steps = 0
   config.eval_every = 5000
   config.checkpoint_every = 2500
-  if arg == "smoke":
+  if "smoke" in options:
     common.smoke(config, hidden_features=(16, 16))
-  return config
+  return common.with_factory_defaults(config)

@@ -16,6 +16,7 @@ from configs import common
 
 
 def get_config(arg: str = ""):
+  options = common.parse_arg(arg)
   config = common.base_config()
   config.model = "realnvp"
   config.model_kwargs.levels = 3
@@ -27,6 +28,6 @@ def get_config(arg: str = ""):
   config.eval_batch_size = 500
   config.eval_every = 5000
   config.checkpoint_every = 1000
-  if arg == "smoke":
+  if "smoke" in options:
     common.smoke(config, levels=1, num_blocks=1, features=8)
-  return config
+  return common.with_factory_defaults(config)

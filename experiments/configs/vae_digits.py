@@ -12,7 +12,7 @@ from configs import common, vae_mnist
 
 
 def get_config(arg: str = ""):
-  options = set(filter(None, arg.split(",")))
+  options = common.parse_arg(arg, ("smoke", "logistic"))
   config = vae_mnist.get_config(",".join(sorted(options - {"smoke"})))
   config.dataset = "digits"
   config.model_kwargs.latent_size = 8
@@ -24,4 +24,4 @@ def get_config(arg: str = ""):
   if "smoke" in options:
     common.smoke(config, latent_size=4, hidden_features=(16,))
     config.eval_kwargs.num_importance_samples = 4
-  return config
+  return common.with_factory_defaults(config)

@@ -31,10 +31,7 @@ from configs import common
 
 
 def get_config(arg: str = ""):
-  options = set(filter(None, arg.split(",")))
-  unknown = options - {"smoke", "logistic"}
-  if unknown:
-    raise ValueError(f"unknown config options {sorted(unknown)}.")
+  options = common.parse_arg(arg, ("smoke", "logistic"))
   config = common.base_config()
   config.model = "vae"
   config.model_kwargs.latent_size = 50
@@ -57,4 +54,4 @@ def get_config(arg: str = ""):
   if "smoke" in options:
     common.smoke(config, latent_size=4, hidden_features=(16,))
     config.eval_kwargs.num_importance_samples = 4
-  return config
+  return common.with_factory_defaults(config)

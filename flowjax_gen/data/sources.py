@@ -23,8 +23,10 @@ to dequantise. Every source has the splits ``"train"`` and ``"test"`` only.
   rest "train"; the source then holds ``"attributes"`` (int32) and ``"id"``,
   and ``attribute_names(path)`` gives the column names.
 * any other name: ``tfds.data_source``, which reads prepared ArrayRecord files
-  without TensorFlow. The whole split is read into memory, so pass
-  ``num_examples`` for large sets (CelebA's train split is about 19 GB).
+  without TensorFlow; a dataset not prepared in the data directory is
+  refused at once, naming the directory (it is never downloaded). The
+  whole split is read into memory, so pass ``num_examples`` for large sets
+  (CelebA's train split is about 19 GB).
   CelebA has no label; its 40 boolean attributes become ``"attributes"``,
   int32 ``(N, 40)``, columns in sorted attribute-name order.
 
@@ -274,13 +276,27 @@ def _tfds(
 
   try:
     # One split name gives one source (a tree of them for a tree of names).
+    # Never a download: offline it retries for minutes before failing, and
+    # preparing a dataset is a step of its own (``tfds build``).
     records = cast(
-      Sequence[Any], tfds.data_source(name, split=split, data_dir=data_dir)
+      Sequence[Any],
+      tfds.data_source(name, split=split, data_dir=data_dir, download=False),
     )
   except tfds.core.DatasetNotFoundError as e:
     raise ValueError(
       f"unknown dataset {name!r}: not a built-in source and not a TFDS dataset"
     ) from e
+  except Exception:
+    builder = tfds.builder(name, data_dir=data_dir)
+    if builder.is_prepared():
+      raise
+    root = builder.data_dir_root
+    raise ValueError(
+      f"TFDS dataset {name!r} is not prepared in {root}: prepare it there "
+      f"(tfds build {name} --data_dir={root} --file_format=array_record), "
+      "or train on a local file with --config.dataset=npz "
+      "--config.data_path=FILE.npz"
+    ) from None  # TFDS's own error here speaks of file formats, misleadingly
   n = len(records) if num_examples is None else min(num_examples, len(records))
   # One record at a time: ``__getitems__`` is faster on real ArrayRecord
   # files but is broken under ``tfds.testing.mock_data`` in TFDS 4.9.10.

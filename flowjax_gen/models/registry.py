@@ -58,6 +58,18 @@ def factory_arguments(name: str) -> list[str]:
   return [p for p in parameters if p != "event_shape"]
 
 
+def factory_defaults(name: str) -> dict[str, Any]:
+  """The default of each keyword argument of ``name``'s factory that has
+  one."""
+  family_of(name)
+  parameters = inspect.signature(REGISTRY[name].factory).parameters
+  return {
+    p.name: p.default
+    for p in parameters.values()
+    if p.name != "event_shape" and p.default is not inspect.Parameter.empty
+  }
+
+
 def build_model(
   name: str,
   event_shape: Sequence[int],

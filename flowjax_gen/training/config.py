@@ -22,7 +22,7 @@ from flowjax_gen._checks import (
   check_non_negative_int,
   check_positive_int,
 )
-from flowjax_gen.models.registry import family_of
+from flowjax_gen.models.registry import factory_defaults, family_of
 from flowjax_gen.training.state import OPTIMIZERS, SCHEDULES
 
 
@@ -70,12 +70,47 @@ def validate_config(
       "config.n_bits must be an int in 0..8 (0: continuous "
       f"data); got {config['n_bits']!r}."
     )
+  if config["data_path"] and config["dataset"] != "npz":
+    raise ValueError(
+      f"config.data_path = {config['data_path']!r} is read only with "
+      f"config.dataset = 'npz'; got dataset {config['dataset']!r}. Pass "
+      "--config.dataset=npz to train on the file, or drop data_path."
+    )
   if config["dataset"] == "npz" and not os.path.isfile(config["data_path"]):
     raise ValueError(
       f"config.data_path: no dataset file at {config['data_path']!r}."
     )
   check_in_unit_interval("config.adam_b1", config["adam_b1"])
   check_in_unit_interval("config.ema_decay", config["ema_decay"])
+
+
+# Factory arguments that a training task sets from other fields (a
+# ``model_kwargs`` entry would override them): a VAE's ``n_bits`` is
+# ``config.n_bits``, a classifier's ``num_classes`` is ``config.num_classes``
+# and RealNVP's batch-norm mode is chosen per call (training or evaluation).
+_SET_BY_TASK = {
+  "vae": ("n_bits",),
+  "classifier": ("num_classes",),
+  "realnvp": ("use_running_average",),
+}
+# What a command line can give (``--config.model_kwargs.NAME=VALUE``).
+_COMMAND_LINE_TYPES = (bool, int, float, str, tuple)
+
+
+def model_kwargs_defaults(model: str) -> dict:
+  """The factory arguments of ``model`` that a config sets through
+  ``model_kwargs``, with the factory's defaults.
+
+  Left out: the arguments a training task derives from other config fields
+  (``_SET_BY_TASK``) and those whose default is not a value a command line
+  can give (``None`` for Python objects such as a VAE's ``encoder``).
+  """
+  return {
+    name: value
+    for name, value in factory_defaults(model).items()
+    if name not in _SET_BY_TASK.get(model, ())
+    and isinstance(value, _COMMAND_LINE_TYPES)
+  }
 
 
 def check_data_kind(config: Mapping, source: dict) -> None:

@@ -55,13 +55,7 @@ def train_and_evaluate(
   validate_config(config)
   if jax.process_index() == 0:
     checkpoint.check_writable(workdir)
-    checkpoint.check_or_write_config(workdir, config, overwrite=overwrite)
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # noqa: PLC0415
-
-    multihost_utils.sync_global_devices("config checked")
-    if jax.process_index() > 0:
-      checkpoint.check_or_write_config(workdir, config)
+  _check_or_write_config(workdir, config, overwrite=overwrite, write=False)
   run = Experiment(config, workdir)
   checkpointer = checkpoint.Checkpointer(
     workdir,
@@ -116,6 +110,9 @@ def _train(
     workdir, enabled=jax.process_index() == 0, resume_step=start
   )
   train_step = run.train_step()
+  # Recorded only now: a run that failed while loading data, building the
+  # model or initialising leaves a workdir that any config can use.
+  _check_or_write_config(workdir, config)
   num_steps = config["num_steps"]
   bar = tqdm(
     total=num_steps,
@@ -181,6 +178,23 @@ def _train(
     checkpointer.verify(num_steps)
   final["checkpoint_step"] = num_steps
   return final
+
+
+def _check_or_write_config(
+  workdir: str, config: Mapping, *, overwrite: bool = False, write: bool = True
+) -> None:
+  """``checkpoint.check_or_write_config`` on process 0, then on the others
+  (which check that they were given the same config)."""
+  if jax.process_index() == 0:
+    checkpoint.check_or_write_config(
+      workdir, dict(config), overwrite=overwrite, write=write
+    )
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # noqa: PLC0415
+
+    multihost_utils.sync_global_devices(f"config checked, write={write}")
+    if jax.process_index() > 0:
+      checkpoint.check_or_write_config(workdir, dict(config), write=write)
 
 
 def __getattr__(name: str):
