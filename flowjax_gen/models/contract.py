@@ -122,8 +122,7 @@ def check_finite(where: str, name: str, value: Any) -> None:
 def _context_text(shape: ContextShape) -> str:
   if shape is None:
     return "no context"
-  inner = ", ".join(str(d) for d in shape)
-  return f"a context of shape (batch, {inner})"
+  return f"a context of shape {('batch', *shape)}".replace("'", "")
 
 
 class ParamsContract:
