@@ -160,6 +160,9 @@ def test_n_bits_must_match_the_kind_of_data():
   with pytest.raises(ValueError, match="--config.n_bits=0"):
     config_lib.check_data_kind(config, moons)
   config_lib.check_data_kind({**config, "n_bits": 0}, moons)
+  # Float-stored pixel levels are levels.
+  levels = {"image": np.full((2, 8, 8, 1), 128.0, np.float32)}
+  config_lib.check_data_kind(config, levels)
   digits = {"image": np.zeros((2, 8, 8, 1), np.uint8)}
   with pytest.raises(ValueError, match="--config.n_bits=8"):
     config_lib.check_data_kind({**config, "n_bits": 0}, digits)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Optional
 
 import jax
+import numpy as np
 
 from flowjax_gen import data
 from flowjax_gen._checks import (
@@ -114,29 +115,34 @@ def model_kwargs_defaults(model: str) -> dict:
 
 
 def check_data_kind(config: Mapping, source: dict) -> None:
-  """Checks ``config.n_bits`` against the loaded data (``data.is_discrete``).
+  """Checks ``config.n_bits`` against one loaded split.
 
-  ``n_bits > 0`` dequantises integer pixel levels: on continuous values
-  (floats, e.g. a float ``.npz`` or a toy density) it floors them into bins
-  and reports meaningless bits/dim. ``n_bits = 0`` models the values as
+  ``n_bits > 0`` dequantises 8-bit pixel levels, integers ``0..255``: on
+  other values (a float ``.npz`` of scaled images, a toy density) it floors
+  them into bins and reports meaningless bits/dim. Integer data
+  (``data.is_discrete``) are levels by their dtype; float data are checked
+  value by value, on the host, once. ``n_bits = 0`` models the values as
   they are: for a flow on integer pixels that is a density of the raw
   levels, no likelihood of discrete data.
   """
   dataset = config["dataset"]
-  dtype = source["image"].dtype
+  images = source["image"]
   discrete = data.is_discrete(source)
   if config["n_bits"] and not discrete:
-    raise ValueError(
-      f"config.dataset = {dataset!r} holds continuous values ({dtype}), but "
-      f"config.n_bits = {config['n_bits']} dequantises integer pixel levels: "
-      "pass --config.n_bits=0 to model the values as they are (or store "
-      "the pixels as uint8)."
-    )
+    off_grid = (images != np.floor(images)) | (images < 0) | (images > 255)
+    if off_grid.any():
+      raise ValueError(
+        f"config.dataset = {dataset!r} holds continuous values "
+        f"({images.dtype}, e.g. {images[off_grid].flat[0]}), but "
+        f"config.n_bits = {config['n_bits']} dequantises 8-bit pixel levels "
+        "(integers 0..255): pass --config.n_bits=0 to model the values as "
+        "they are (or store the pixel levels)."
+      )
   if not config["n_bits"] and discrete and family_of(config["model"]) == "flow":
     raise ValueError(
-      f"config.dataset = {dataset!r} holds integer pixel levels ({dtype}), "
-      "but config.n_bits = 0 models them as continuous values: pass "
-      "--config.n_bits=8 (or fewer bits) to dequantise them."
+      f"config.dataset = {dataset!r} holds integer pixel levels "
+      f"({images.dtype}), but config.n_bits = 0 models them as continuous "
+      "values: pass --config.n_bits=8 (or fewer bits) to dequantise them."
     )
 
 

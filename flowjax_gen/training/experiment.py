@@ -58,7 +58,8 @@ class Experiment:
       config, "train", config["num_train_examples"]
     )
     self.test_source = _load_split(config, "test", config["num_test_examples"])
-    check_data_kind(config, self.train_source)
+    for source in (self.train_source, self.test_source):
+      check_data_kind(config, source)
     self.event_shape = data.event_shape(self.train_source)
     self.task = tasks.build_task(config, self.event_shape)
     self.mesh = data_mesh()
