@@ -132,8 +132,11 @@ def test_float32_gradients_equal_plain_scan(direction):
   y0, log_det0, grads0 = _outputs_and_grads("plain", direction, "float32")
   assert y.dtype == jnp.float32
   assert _relative_diff(grads, grads0) < 1e-4
-  np.testing.assert_array_equal(y, y0)
-  np.testing.assert_array_equal(log_det, log_det0)
+  # The same forward ops, but in two programs whose backward passes differ:
+  # XLA may fuse the exp(tanh(h)) scale differently (a last-bit difference
+  # in float32; float64 above stays bit-identical).
+  np.testing.assert_allclose(y, y0, rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(log_det, log_det0, rtol=1e-6)
 
 
 def test_remat_policy_gradients_equal_plain_scan():
