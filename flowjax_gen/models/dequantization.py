@@ -97,9 +97,11 @@ def variational_dequantizer(
   (every entry is transformed by every second coupling, whatever the number
   of channels), each with a ResNet conditioner of ``num_blocks`` blocks of
   ``features`` channels reading the untouched entries and
-  ``context_features`` channels of ``ConvFeatures(x - 1/2)``. Flow++ uses
-  a deeper flow of the same kind (§3.1, App. C); this default is sized to
-  cost a fraction of the model it dequantises.
+  ``context_features`` channels of ``ConvFeatures(x - 1/2)``. Flow++'s
+  dequantiser has the same structure (couplings conditioned on features of
+  ``x``) with richer couplings (logistic-mixture CDFs, self-attention
+  conditioners); affine couplings and small ResNets keep this one at a
+  fraction of the cost of the model it dequantises.
 
   Args:
     event_shape: ``(H, W, C)`` of one image.
