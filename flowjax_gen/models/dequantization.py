@@ -48,7 +48,7 @@ from flowjax_gen._checks import check_choice, check_data, check_positive_int
 from flowjax_gen.bijectors import affine_coupling, chain, invert, sigmoid
 from flowjax_gen.bijectors.coupling import SCALE_FNS
 from flowjax_gen.models.flows import Flow, make_flow
-from flowjax_gen.nets.conditioners import ConvFeatures, ResNet
+from flowjax_gen.nets.conditioners import ConvFeatures, GlowConvNet
 from flowjax_gen.typing import apply_output
 
 __all__ = ["BASES", "Dequantizer", "nested_flow", "variational_dequantizer"]
@@ -95,19 +95,20 @@ def variational_dequantizer(
 
   ``num_couplings`` affine couplings with alternating checkerboard masks
   (every entry is transformed by every second coupling, whatever the number
-  of channels), each with a ResNet conditioner of ``num_blocks`` blocks of
-  ``features`` channels reading the untouched entries and
-  ``context_features`` channels of ``ConvFeatures(x - 1/2)``. Flow++'s
+  of channels), each with a Glow conditioner (3x3 conv, 1x1 conv, zero
+  3x3 conv; ``features`` hidden channels) reading the untouched entries
+  and the ``context_features`` channels of ``ConvFeatures(x - 1/2)``
+  (``num_blocks`` residual blocks of ``features`` channels). Flow++'s
   dequantiser has the same structure (couplings conditioned on features of
   ``x``) with richer couplings (logistic-mixture CDFs, self-attention
-  conditioners); affine couplings and small ResNets keep this one at a
-  fraction of the cost of the model it dequantises.
+  conditioners); these small networks, whose convolutions run as GEMMs on
+  CPUs (``nets.convolution``), keep its cost a fraction of the model's.
 
   Args:
     event_shape: ``(H, W, C)`` of one image.
     num_couplings: number of couplings (>= 2, so every entry is moved).
     features: width of the coupling conditioners and of ``ConvFeatures``.
-    num_blocks: residual blocks per network.
+    num_blocks: residual blocks of ``ConvFeatures``.
     context_features: channels of the feature map of ``x``.
     scale_fn: coupling scale function (see ``bijectors.coupling``);
       ``"exp_tanh"`` starts every coupling at the identity.
@@ -134,7 +135,7 @@ def variational_dequantizer(
     check_positive_int(name, value)
   check_choice("scale_fn", scale_fn, SCALE_FNS)
   check_choice("base", base, BASES)
-  make_net = functools.partial(ResNet, num_blocks=num_blocks, features=features)
+  make_net = functools.partial(GlowConvNet, hidden_channels=features)
   couplings = [
     affine_coupling(
       make_net, mask="checkerboard", parity=i % 2, scale_fn=scale_fn

@@ -18,6 +18,7 @@ image a dequantiser conditions on) is concatenated to the channels as it is.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Optional
 
@@ -153,22 +154,31 @@ class ResNet(nn.Module):
 
 
 class ConvFeatures(nn.Module):
-  """Feature map of an image on its own grid: a 3x3 conv, residual blocks,
-  ReLU and a 3x3 conv to ``out_features`` channels.
+  """Feature map of an image on its own grid: a 3x3 conv, residual blocks
+  ``h + conv(relu(conv(relu(h))))``, ReLU and a 3x3 conv to
+  ``out_features`` channels.
 
   The conditioning network of Flow++'s variational dequantiser (Ho et al.
   2019, §3.1): every coupling of ``q(u | x)`` reads these features of ``x``
   as its context. Unlike the conditioners' last layers, the output layer is
   not zero-initialised: the features must carry ``x`` from the first step.
+  ``convolution`` as ``GlowConvNet``'s.
   """
 
   out_features: int
   features: int = 32
   num_blocks: int = 1
+  convolution: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    h = nn.Conv(self.features, (3, 3), padding="SAME")(x)
+    conv = functools.partial(
+      nn.Conv,
+      kernel_size=(3, 3),
+      padding="SAME",
+      conv_general_dilated=conv_function(self.convolution),
+    )
+    h = conv(self.features)(x)
     for _ in range(self.num_blocks):
-      h = ResidualBlock(self.features)(h)
-    return nn.Conv(self.out_features, (3, 3), padding="SAME")(nn.relu(h))
+      h = h + conv(self.features)(nn.relu(conv(self.features)(nn.relu(h))))
+    return conv(self.out_features)(nn.relu(h))
