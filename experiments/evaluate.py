@@ -9,6 +9,10 @@ Flows and VAEs report bits/dim with its standard error and nats per example
 (for a VAE an importance-sampled estimate), auto-encoders reconstruction
 error and PSNR, classifiers their error; every figure states exactly what it
 is, in the printout and in a JSON report (default ``workdir/evaluation.json``).
+A flow trained with ``dequantization="variational"`` reports both bounds,
+``bits_per_dim`` (uniform noise, as every flow) and
+``bits_per_dim_variational`` (its learned ``q(u | x)``), and the report's
+``dequantization`` field says which noise produced each figure.
 
 The checkpoint read is the newest that passes its checksums; its step is
 printed and recorded, and a latest one older than the step the run's
@@ -93,7 +97,28 @@ def definition(config: dict, family: str) -> str:
     return "test error rate and cross-entropy (nats) per example."
   if family == "vae":
     return _vae_definition(config)
-  return _flow_definition(n_bits)
+  text = _flow_definition(n_bits)
+  if config["dequantization"] == "variational":
+    text += (
+      " bits_per_dim_variational (nll_nats_variational): the same with u "
+      "drawn from the run's learned dequantiser q(u | x) (Flow++), one "
+      "draw per example from a fixed seed, and log q(u | x) added: the "
+      "variational bound E_q[-log p(x + u) + log q(u | x)], also an upper "
+      "bound on the discrete NLL."
+    )
+  return text
+
+
+def dequantization_of(result: dict) -> dict:
+  """Which dequantisation noise produced each likelihood figure of a flow
+  on discrete data: ``"uniform"`` for ``bits_per_dim`` and ``nll_nats``
+  (and their standard errors), ``"variational"`` for their
+  ``*_variational`` counterparts."""
+  return {
+    name: "variational" if "_variational" in name else "uniform"
+    for name in result
+    if name.startswith(("bits_per_dim", "nll_nats"))
+  }
 
 
 def _vae_definition(config: dict) -> str:
@@ -247,6 +272,10 @@ def main(argv):
     "definition": definition(config, experiment.task.family),
     "devices": jax.device_count(),
   }
+  if experiment.task.family == "flow" and config["n_bits"]:
+    # The noise the run was trained with, and the one behind each figure.
+    report["dequantization"] = config["dequantization"]
+    report["dequantization_of_figures"] = dequantization_of(result)
   if jax.process_index() == 0:
     print(
       f"{config['model']} on {config['dataset']} ({report['checkpoint']} "

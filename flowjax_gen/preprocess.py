@@ -7,8 +7,9 @@ scalings that ``bits_per_dim`` must account for are in one place:
 * ``reduce_bits``: ``x_int = floor(x / 2^(8 - n))`` in ``{0, ..., 2^n - 1}``;
   ``x`` must be 8-bit levels, integers ``0..255`` (``check_pixel_levels``).
 * ``dequantize``: ``x = (x_int + u) / 2^n`` in ``[0, 1)`` with
-  ``u ~ U[0, 1)`` (or ``u = 1/2``, bin centres, without a key); the flows'
-  and the Gaussian VAE's input. Its Jacobian is the ``D n log 2`` term of
+  ``u ~ U[0, 1)`` (or ``u = 1/2``, bin centres, without a key; or a given
+  ``u``, a learned dequantiser's draw); the flows' and the Gaussian VAE's
+  input. Its Jacobian is the ``D n log 2`` term of
   ``objectives.bits_per_dim``.
 * ``unit_interval``: ``x / 255`` in ``[0, 1]`` (auto-encoders, classifier).
 * ``symmetric``: ``2 x / 255 - 1`` in ``[-1, 1]`` (GAN discriminators, to
@@ -113,14 +114,22 @@ def reduce_bits(x: jax.Array, n_bits: int) -> jax.Array:
 
 
 def dequantize(
-  key: Optional[jax.Array], x: jax.Array, n_bits: int
+  key: Optional[jax.Array],
+  x: jax.Array,
+  n_bits: int,
+  *,
+  noise: Optional[jax.Array] = None,
 ) -> jax.Array:
   """8-bit pixels -> ``(x_int + u) / 2^n`` in ``[0, 1)``.
 
-  ``key=None`` uses ``u = 1/2`` (bin centres), a deterministic evaluation.
+  ``key=None`` uses ``u = 1/2`` (bin centres), a deterministic evaluation;
+  ``noise`` is ``u`` itself, in ``[0, 1)`` (variational dequantisation),
+  and then ``key`` is not used.
   """
   x_int = reduce_bits(x, n_bits)
-  if key is None:
+  if noise is not None:
+    noise = jnp.asarray(noise, x_int.dtype)
+  elif key is None:
     noise = jnp.full(x_int.shape, 0.5, x_int.dtype)
   else:
     noise = jax.random.uniform(key, x_int.shape, x_int.dtype)
@@ -152,14 +161,16 @@ def flow_inputs(
   *,
   n_bits: Optional[int],
   num_classes: Optional[int],
+  noise: Optional[jax.Array] = None,
 ) -> tuple[jax.Array, Any]:
   """``(x, context)`` a flow sees for a batch: dequantised ``batch["image"]``
-  (or the raw values for continuous data) and the one-hot label, if any."""
+  (or the raw values for continuous data) and the one-hot label, if any.
+  ``noise``: the dequantisation ``u`` (see ``dequantize``)."""
   x = batch["image"]
   x = (
     jnp.asarray(x, jnp.float32)
     if n_bits is None
-    else dequantize(key, x, n_bits)
+    else dequantize(key, x, n_bits, noise=noise)
   )
   context = None
   if num_classes is not None:

@@ -1,10 +1,11 @@
 """Run in a fresh process with 4 simulated CPU devices (see test_parallel).
 
-For every non-flow family (auto-encoder, denoiser, VAE, GAN, classifier),
-builds the task of its digits smoke config, runs two full training steps
-(optimiser, guard, EMA; a GAN's two parameter groups) on one device and on
-4 devices under Auto and Explicit meshes, and prints one JSON line with the
-largest differences in params and metrics.
+For every non-flow family (auto-encoder, denoiser, VAE, GAN, classifier)
+and for a flow trained with a variational dequantiser (params
+``{"flow", "dequantizer"}``), builds the task of its digits smoke config,
+runs two full training steps (optimiser, guard, EMA; a GAN's two parameter
+groups) on one device and on 4 devices under Auto and Explicit meshes, and
+prints one JSON line with the largest differences in params and metrics.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "experiments"))
 from flowjax_gen import training  # noqa: E402
 from flowjax_gen.training import loop, state, step, tasks  # noqa: E402
 
+# ``module`` or ``module:arguments`` (``smoke`` when none are given).
 CONFIGS = ("ae_digits", "dae_digits", "vae_digits", "gan_digits")
-CONFIGS += ("classifier_digits",)
+CONFIGS += ("classifier_digits", "glow_digits:smoke,variational")
 
 
 def max_diff(a, b):
@@ -74,8 +76,11 @@ def main():
   }
   report = {}
   for name in CONFIGS:
-    module = importlib.import_module(f"configs.{name}")
-    config = loop.with_defaults(module.get_config("smoke").to_dict())
+    module_name, _, argument = name.partition(":")
+    module = importlib.import_module(f"configs.{module_name}")
+    config = loop.with_defaults(
+      module.get_config(argument or "smoke").to_dict()
+    )
     single_state, single_metrics = two_steps(
       config, training.data_mesh(jax.devices()[:1]), batch
     )

@@ -59,7 +59,12 @@ def base_config() -> ml_collections.ConfigDict:
       rebuilds the same model (e.g. Glow's memory options ``remat`` and
       ``invertible_backprop``, both off).
     objective_kwargs: keyword arguments of the family's training objective
-      (e.g. a VAE's ``beta``, a GAN's ``loss``, a denoiser's ``corruption``).
+      (e.g. a VAE's ``beta``, a GAN's ``loss``, a denoiser's ``corruption``;
+      a flow's are those of its ``variational_dequantizer``).
+    dequantization: a flow's noise on discrete data: ``uniform``
+      (``u ~ U[0, 1)``, the papers' bound) or ``variational`` (Flow++'s
+      learned ``q(u | x)``, trained jointly; evaluation reports both
+      bounds).
     eval_kwargs: keyword arguments of its evaluation (e.g. a VAE's
       ``num_importance_samples``).
     dataset: ``digits``, a 2-D toy density, ``npz`` (with ``data_path``,
@@ -81,6 +86,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.model_kwargs = ml_collections.ConfigDict()
   config.objective_kwargs = ml_collections.ConfigDict()
   config.eval_kwargs = ml_collections.ConfigDict()
+  config.dequantization = "uniform"
   config.dataset = "digits"
   config.data_path = ""
   config.num_train_examples = 0  # 0: the whole split

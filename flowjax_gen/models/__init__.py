@@ -5,6 +5,11 @@ sample-quality metric."""
 from flowjax_gen._checks import check_data  # first published here
 from flowjax_gen.models.ae import AutoEncoder, autoencoder
 from flowjax_gen.models.classifier import Classifier, classifier
+from flowjax_gen.models.dequantization import (
+  Dequantizer,
+  nested_flow,
+  variational_dequantizer,
+)
 from flowjax_gen.models.flows import (
   Flow,
   glow,
@@ -33,6 +38,7 @@ __all__ = [
   "VAE",
   "AutoEncoder",
   "Classifier",
+  "Dequantizer",
   "Flow",
   "autoencoder",
   "build_flow",
@@ -45,8 +51,10 @@ __all__ = [
   "glow_step",
   "maf",
   "make_flow",
+  "nested_flow",
   "nice",
   "nsf",
   "realnvp",
   "vae",
+  "variational_dequantizer",
 ]

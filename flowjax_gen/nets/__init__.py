@@ -3,6 +3,7 @@ VAEs), DCGAN generator and discriminator."""
 
 from flowjax_gen.nets.conditioners import (
   MLP,
+  ConvFeatures,
   GlowConvNet,
   ResidualBlock,
   ResNet,
@@ -19,6 +20,7 @@ __all__ = [
   "MLP",
   "ConvDecoder",
   "ConvEncoder",
+  "ConvFeatures",
   "DCGANDiscriminator",
   "DCGANGenerator",
   "GlowConvNet",

@@ -11,11 +11,14 @@ every class here takes ``out_features`` as its first field for that reason.
 
 Context (a class one-hot or any vector per example) is concatenated to the
 input: to the features of an MLP, or broadcast over the spatial grid and
-concatenated to the channels of a conv net.
+concatenated to the channels of a conv net. A context with the input's own
+spatial grid (a feature map ``(B, H, W, F)``, e.g. ``ConvFeatures`` of the
+image a dequantiser conditions on) is concatenated to the channels as it is.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -27,9 +30,12 @@ from flowjax_gen.nets.convolution import conv_function
 
 
 def with_context(x: jax.Array, context: Optional[jax.Array]) -> jax.Array:
-  """Concatenates a per-example context vector to the last axis of ``x``."""
+  """Concatenates a per-example context to the last axis of ``x``: a vector
+  broadcast over ``x``'s positions, or a feature map on ``x``'s grid."""
   if context is None:
     return x
+  if context.ndim == x.ndim and context.shape[:-1] == x.shape[:-1]:
+    return jnp.concatenate([x, context.astype(x.dtype)], axis=-1)
   context = context.reshape(context.shape[0], -1).astype(x.dtype)
   spatial = (1,) * (x.ndim - 2)
   context = jnp.broadcast_to(
@@ -151,3 +157,34 @@ class ResNet(nn.Module):
       padding="SAME",
       kernel_init=nn.initializers.zeros,
     )(h)
+
+
+class ConvFeatures(nn.Module):
+  """Feature map of an image on its own grid: a 3x3 conv, residual blocks
+  ``h + conv(relu(conv(relu(h))))``, ReLU and a 3x3 conv to
+  ``out_features`` channels.
+
+  The conditioning network of Flow++'s variational dequantiser (Ho et al.
+  2019, §3.1): every coupling of ``q(u | x)`` reads these features of ``x``
+  as its context. Unlike the conditioners' last layers, the output layer is
+  not zero-initialised: the features must carry ``x`` from the first step.
+  ``convolution`` as ``GlowConvNet``'s.
+  """
+
+  out_features: int
+  features: int = 32
+  num_blocks: int = 1
+  convolution: str = "auto"
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    conv = functools.partial(
+      nn.Conv,
+      kernel_size=(3, 3),
+      padding="SAME",
+      conv_general_dilated=conv_function(self.convolution),
+    )
+    h = conv(self.features)(x)
+    for _ in range(self.num_blocks):
+      h = h + conv(self.features)(nn.relu(conv(self.features)(nn.relu(h))))
+    return conv(self.out_features)(nn.relu(h))

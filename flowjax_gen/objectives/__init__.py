@@ -18,6 +18,12 @@ from flowjax_gen.objectives.classification import (
   classification_objective,
   classification_per_example,
 )
+from flowjax_gen.objectives.dequantization import (
+  DEQUANTIZATIONS,
+  flow_variational_bits_per_dim,
+  flow_variational_nll,
+  variational_inputs,
+)
 from flowjax_gen.objectives.gan import (
   LOSSES,
   discriminator_loss,
@@ -54,6 +60,7 @@ from flowjax_gen.typing import Objective
 
 __all__ = [
   "CORRUPTIONS",
+  "DEQUANTIZATIONS",
   "LOSSES",
   "Objective",
   "classification_objective",
@@ -79,7 +86,10 @@ __all__ = [
   "flow_bits_per_dim",
   "flow_inputs",
   "flow_nll",
+  "flow_variational_bits_per_dim",
+  "flow_variational_nll",
   "nll_nats",
   "num_dims",
   "reduce_bits",
+  "variational_inputs",
 ]

@@ -24,6 +24,7 @@ from flowjax_gen._checks import (
   check_positive_int,
 )
 from flowjax_gen.models.registry import factory_defaults, family_of
+from flowjax_gen.objectives.dequantization import DEQUANTIZATIONS
 from flowjax_gen.training.state import OPTIMIZERS, SCHEDULES
 
 
@@ -83,6 +84,33 @@ def validate_config(
     )
   check_in_unit_interval("config.adam_b1", config["adam_b1"])
   check_in_unit_interval("config.ema_decay", config["ema_decay"])
+  _check_dequantization(config)
+
+
+def _check_dequantization(config: Mapping) -> None:
+  """A learned dequantiser needs a flow on discrete data; a flow's
+  ``objective_kwargs`` are that dequantiser's arguments."""
+  dequantization = config["dequantization"]
+  check_choice("config.dequantization", dequantization, DEQUANTIZATIONS)
+  if family_of(config["model"]) != "flow":
+    if dequantization != "uniform":
+      raise ValueError(
+        f"config.dequantization = {dequantization!r} applies to flows only; "
+        f"config.model is {config['model']!r}."
+      )
+    return
+  if dequantization == "variational" and not config["n_bits"]:
+    raise ValueError(
+      "config.dequantization = 'variational' needs discrete data "
+      "(config.n_bits in 1..8); got n_bits = 0 (continuous data)."
+    )
+  if dequantization == "uniform" and config["objective_kwargs"]:
+    raise ValueError(
+      "config.objective_kwargs of a flow are the arguments of its "
+      "variational dequantiser; got "
+      f"{dict(config['objective_kwargs'])!r} with "
+      "config.dequantization = 'uniform'."
+    )
 
 
 # Factory arguments that a training task sets from other fields (a
@@ -153,6 +181,7 @@ _LATER_FIELDS = {
   "eval_kwargs": {},
   "adam_b1": 0.9,
   "drop_bad_examples": False,
+  "dequantization": "uniform",
 }
 
 # Version 2 changed Glow's default coupling scale from ``sigmoid(h + 2)``

@@ -125,10 +125,18 @@ def result_line(result: dict) -> str:
   examples``), else every metric that has a standard error."""
   count = f"{result['num_examples']} examples"
   if "bits_per_dim" in result:
+    variational = ""
+    if "bits_per_dim_variational" in result:
+      variational = (
+        " (uniform dequantisation); "
+        f"{result['bits_per_dim_variational']:.4f} +/- "
+        f"{result['bits_per_dim_variational_stderr']:.4f} bits/dim "
+        "(variational dequantisation)"
+      )
     return (
       f"{result['bits_per_dim']:.4f} +/- {result['bits_per_dim_stderr']:.4f} "
-      f"bits/dim, {result['nll_nats']:.2f} nats/example, {count}, "
-      f"{result['examples_per_s']:.1f} examples/s"
+      f"bits/dim{variational}, {result['nll_nats']:.2f} nats/example, "
+      f"{count}, {result['examples_per_s']:.1f} examples/s"
     )
   names = sorted(k[: -len("_stderr")] for k in result if k.endswith("_stderr"))
   figures = ", ".join(

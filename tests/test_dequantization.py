@@ -1,0 +1,302 @@
+"""Variational dequantisation: q(u | x) is a density on [0, 1)^D whose
+log-density matches a change of variables, the bound it gives is a bound,
+and a flow trained with it checkpoints, resumes and reports both bounds."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scripts import ROOT, run_python
+
+from flowjax_gen import models, objectives, runs
+from flowjax_gen.training import config as config_lib
+from flowjax_gen.training import loop, tasks
+
+EVALUATE = os.path.join(ROOT, "experiments", "evaluate.py")
+
+
+def _perturbed(params, key, scale):
+  """Params moved off their zero-initialised last layers (identity
+  couplings would make every check trivial)."""
+  leaves, treedef = jax.tree.flatten(params)
+  keys = jax.random.split(key, len(leaves))
+  return jax.tree.unflatten(
+    treedef,
+    [
+      leaf + scale * jax.random.normal(k, leaf.shape, leaf.dtype)
+      for leaf, k in zip(leaves, keys, strict=True)
+    ],
+  )
+
+
+def _tiny_dequantizer(shape=(4, 4, 1), **kwargs):
+  kwargs = {"num_couplings": 2, "features": 4, "context_features": 3, **kwargs}
+  return models.variational_dequantizer(shape, **kwargs)
+
+
+def _grid(key, shape, n_bits, batch=2, dtype=jnp.float32):
+  x_int = jax.random.randint(key, (batch, *shape), 0, 2**n_bits)
+  return (x_int / 2**n_bits).astype(dtype)
+
+
+@pytest.mark.parametrize("base", models.dequantization.BASES)
+def test_log_q_is_a_change_of_variables(base):
+  """log q(u | x) = log b(eps) - log|det du/deps|, with the determinant of
+  the autodiff Jacobian of eps -> u, in float64."""
+  with jax.enable_x64(True):
+    shape = (4, 4, 1)
+    dequantizer = _tiny_dequantizer(shape, base=base)
+    x = _grid(jax.random.key(0), shape, 2, dtype=jnp.float64)
+    params = _perturbed(
+      dequantizer.init(jax.random.key(1), x), jax.random.key(2), 0.3
+    )
+    key = jax.random.key(3)
+    u, log_q = dequantizer.sample(params, key, x)
+    eps = dequantizer.flow.base.sample(
+      key, jax.ShapeDtypeStruct(x.shape, x.dtype)
+    )
+
+    def u_of(eps_i, x_i):
+      context = dequantizer.features(params, x_i[None])
+      u_i, _ = dequantizer.flow.bijector.inverse_and_log_det(
+        params["flow"], eps_i.reshape((1, *shape)), context
+      )
+      return u_i.reshape(-1)
+
+    jacobian = jax.jit(jax.jacfwd(u_of))
+    for i in range(len(x)):
+      u_i = jax.jit(u_of)(eps[i].reshape(-1), x[i])
+      np.testing.assert_allclose(u_i, np.asarray(u[i]).reshape(-1))
+      sign, log_det = jnp.linalg.slogdet(jacobian(eps[i].reshape(-1), x[i]))
+      assert sign == 1.0  # eps -> u is increasing along the flow
+      log_base = dequantizer.flow.base.log_prob(eps[i][None])[0]
+      np.testing.assert_allclose(log_q[i], log_base - log_det, rtol=1e-10)
+    # The density of the draw, evaluated in the other direction.
+    np.testing.assert_allclose(
+      dequantizer.log_prob(params, u, x), log_q, rtol=1e-10
+    )
+    # The draws are not the uniform ones: q moved away from U[0, 1).
+    assert np.all(np.abs(np.asarray(log_q)) > 1e-3)
+
+
+def test_q_starts_uniform_with_the_logistic_base():
+  dequantizer = _tiny_dequantizer()
+  x = _grid(jax.random.key(0), (4, 4, 1), 3)
+  params = dequantizer.init(jax.random.key(1), x)
+  u, log_q = dequantizer.sample(params, jax.random.key(2), x)
+  np.testing.assert_allclose(log_q, 0.0, atol=1e-4)
+  u = np.asarray(u)
+  assert np.all((u >= 0) & (u < 1))
+
+
+def test_u_stays_below_one_where_the_sigmoid_saturates():
+  """sigmoid(h) rounds to 1.0 in float32 for h > ~17; x + u must stay in
+  the bin of x, so u is held just below 1."""
+  dequantizer = _tiny_dequantizer()
+  x = _grid(jax.random.key(0), (4, 4, 1), 3, batch=4)
+  params = dequantizer.init(jax.random.key(1), x)
+  # A shift of -40 in the last coupling's output layer: drawing runs its
+  # inverse, (eps - t) / s, which lands the entries it moves far in the
+  # sigmoid's upper tail.
+  *rest, last = params["flow"]
+  head = last["params"]["ZeroConv_0"]["Conv_0"]
+  bias = head["bias"].at[: head["bias"].shape[0] // 2].set(-40.0)
+  zero_conv = {**last["params"]["ZeroConv_0"], "Conv_0": {**head, "bias": bias}}
+  last = {"params": {**last["params"], "ZeroConv_0": zero_conv}}
+  params = {**params, "flow": (*rest, last)}
+  u, log_q = dequantizer.sample(params, jax.random.key(2), x)
+  u, log_q = np.asarray(u), np.asarray(log_q)
+  assert np.all(np.isfinite(log_q))
+  assert np.all((u >= 0) & (u < 1))
+  assert np.sum(u == np.nextafter(np.float32(1), np.float32(0))) >= 16
+
+
+def _log_mean_exp(values: np.ndarray) -> float:
+  top = np.max(values)
+  return float(top + np.log(np.mean(np.exp(values - top))))
+
+
+def test_both_bounds_lie_above_the_discrete_nll():
+  """For a small random flow on 2x2 images with 2-bit pixels, -log P(x) is
+  estimated by importance sampling with many uniform draws,
+  -log mean(p(x + u) / 2^(nD)) (biased upwards by a term that vanishes
+  with the number of draws); the uniform and the variational bound,
+  averaged over as many draws, must not lie below it."""
+  with jax.enable_x64(True):
+    shape, n_bits, draws = (2, 2, 1), 2, 20_000
+    flow = models.glow(shape, levels=1, steps_per_level=2, hidden_channels=4)
+    dequantizer = _tiny_dequantizer(shape)
+    image = jnp.asarray([[[[64], [192]], [[255], [0]]]], jnp.uint8)
+    grid = objectives.reduce_bits(image, n_bits) / 2**n_bits
+    example = jax.random.uniform(jax.random.key(4), (16, *shape), grid.dtype)
+    params = {
+      "flow": flow.init(jax.random.key(0), example),
+      "dequantizer": dequantizer.init(jax.random.key(1), grid),
+    }
+    params = _perturbed(params, jax.random.key(2), 0.2)
+    batch = {"image": jnp.broadcast_to(image, (draws, *shape))}
+    key_u, key_q = jax.random.split(jax.random.key(3))
+    uniform = objectives.flow_bits_per_dim(
+      flow.log_prob,
+      params["flow"],
+      batch,
+      key_u,
+      n_bits=n_bits,
+      num_classes=None,
+    )["nll_nats"]
+    variational = objectives.flow_variational_bits_per_dim(
+      flow.log_prob,
+      dequantizer,
+      params,
+      batch,
+      key_q,
+      n_bits=n_bits,
+      num_classes=None,
+    )["nll_nats_variational"]
+    uniform, variational = np.asarray(uniform), np.asarray(variational)
+    assert np.all(np.isfinite(uniform)) and np.all(np.isfinite(variational))
+    nll = -_log_mean_exp(-uniform)  # importance sampling with U[0, 1)^D
+    for bound in (uniform, variational):
+      margin = 4 * bound.std() / math.sqrt(draws)
+      assert bound.mean() + margin >= nll, (bound.mean(), nll)
+    # The two bounds differ: q is not uniform.
+    assert abs(variational.mean() - uniform.mean()) > 1e-3
+
+
+def test_nested_flow_reads_its_entry():
+  flow = models.glow((4, 4, 1), levels=1, steps_per_level=2, hidden_channels=4)
+  x = jax.random.uniform(jax.random.key(0), (2, 4, 4, 1))
+  params = _perturbed(flow.init(jax.random.key(1), x), jax.random.key(2), 0.1)
+  nested = models.nested_flow(flow)
+  both = {"flow": params, "dequantizer": {"w": jnp.ones(3)}}
+  np.testing.assert_array_equal(
+    nested.log_prob(both, x), flow.log_prob(params, x)
+  )
+  np.testing.assert_array_equal(
+    nested.sample(both, jax.random.key(3), 2),
+    flow.sample(params, jax.random.key(3), 2),
+  )
+  assert jax.tree.structure(nested.init(jax.random.key(1), x)) == (
+    jax.tree.structure({"flow": params})
+  )
+
+
+def _variational_digits_config() -> dict:
+  from configs import glow_digits  # noqa: PLC0415
+
+  return glow_digits.get_config("smoke,variational").to_dict()
+
+
+def test_a_few_training_steps_give_finite_bounds():
+  """The flow task's objective and evaluation on params trained a few
+  steps: both bounds finite, the variational one equal to its definition
+  from log p and log q."""
+  config = config_lib.with_defaults(_variational_digits_config())
+  rng = np.random.default_rng(0)
+  batch = {"image": (rng.integers(0, 17, (8, 8, 8, 1)) * 15).astype(np.uint8)}
+  task = tasks.build_task(config, (8, 8, 1))
+  params = jax.jit(task.init)(jax.random.key(0), batch)
+  assert set(params) == {"flow", "dequantizer"}
+  grad = jax.jit(jax.grad(lambda p, k: task.objective(p, batch, k)[0]))
+  for step in range(3):
+    g = grad(params, jax.random.key(10 + step))
+    params = jax.tree.map(lambda p, d: p - 1e-3 * d, params, g)
+  key = jax.random.key(4)
+  out = jax.jit(task.per_example)(params, batch, key)
+  for name in ("bits_per_dim", "bits_per_dim_variational"):
+    assert np.all(np.isfinite(np.asarray(out[name]))), name
+  x, context, log_q = objectives.variational_inputs(
+    models.variational_dequantizer((8, 8, 1), **config["objective_kwargs"]),
+    params["dequantizer"],
+    batch,
+    jax.random.fold_in(key, 1),
+    n_bits=8,
+    num_classes=None,
+  )
+  log_p = task.model.log_prob(params, x, context)
+  expected = (-log_p + log_q) / (64 * math.log(2)) + 8
+  np.testing.assert_allclose(
+    out["bits_per_dim_variational"], expected, rtol=1e-5
+  )
+
+
+@pytest.mark.parametrize(
+  "changes, message",
+  [
+    ({"dequantization": "gaussian"}, "config.dequantization"),
+    ({"dequantization": "variational", "n_bits": 0}, "discrete data"),
+    ({"objective_kwargs": {"features": 4}}, "config.objective_kwargs"),
+  ],
+)
+def test_bad_dequantization_settings_name_the_field(changes, message):
+  from configs import glow_digits  # noqa: PLC0415
+
+  config = {**glow_digits.get_config("smoke").to_dict(), **changes}
+  with pytest.raises(ValueError, match=message):
+    config_lib.validate_config(config, num_devices=1, num_processes=1)
+
+
+def test_runs_recorded_before_the_field_read_uniform():
+  from configs import glow_digits  # noqa: PLC0415
+
+  config = glow_digits.get_config("smoke").to_dict()
+  del config["dequantization"]
+  assert config_lib.with_defaults(config)["dequantization"] == "uniform"
+
+
+@pytest.mark.slow
+def test_variational_run_checkpoints_resumes_and_reports_both_bounds(
+  tmp_path,
+):
+  config = _variational_digits_config()
+  workdir = str(tmp_path / "run")
+  result = loop.train_and_evaluate(config, workdir)
+  for name in ("bits_per_dim", "bits_per_dim_variational"):
+    assert np.isfinite(result[name]) and result[f"{name}_stderr"] > 0
+  _, state, step = runs.load_trained(workdir)
+  assert step == config["num_steps"]
+  assert set(state.params) == {"flow", "dequantizer"}
+  final = jax.tree.leaves(jax.device_get(state))
+
+  # Resume from the step-2 checkpoint (as after a kill before the last
+  # save): the same params, bit for bit.
+  for folder in ("checkpoints", "best"):
+    shutil.rmtree(os.path.join(workdir, folder, str(step)), ignore_errors=True)
+  loop.train_and_evaluate(config, workdir)
+  _, state, step = runs.load_trained(workdir)
+  assert step == config["num_steps"]
+  resumed = jax.tree.leaves(jax.device_get(state))
+  for a, b in zip(final, resumed, strict=True):
+    np.testing.assert_array_equal(a, b)
+
+  evaluated = run_python([EVALUATE, f"--workdir={workdir}"])
+  assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+  assert "variational dequantisation" in evaluated.stdout
+  report = json.load(open(os.path.join(workdir, "evaluation.json")))
+  assert report["dequantization"] == "variational"
+  figures = report["dequantization_of_figures"]
+  assert figures["bits_per_dim"] == figures["bits_per_dim_stderr"] == "uniform"
+  assert figures["bits_per_dim_variational"] == "variational"
+  assert report["bits_per_dim_variational"] == pytest.approx(
+    result["bits_per_dim_variational"], abs=1e-6
+  )
+  assert "q(u | x)" in report["definition"]
+
+
+def test_glow_mnist_variational_variant_is_valid():
+  from configs import glow_mnist  # noqa: PLC0415
+
+  for arg in ("variational", "variational,smoke"):
+    config = glow_mnist.get_config(arg).to_dict()
+    config_lib.validate_config(config, num_devices=1, num_processes=1)
+    assert config["dequantization"] == "variational"
+    models.variational_dequantizer((28, 28, 1), **config["objective_kwargs"])
+  with pytest.raises(ValueError, match="unknown config options"):
+    glow_mnist.get_config("variationl")
