@@ -294,10 +294,13 @@ def realnvp(
   Each level but the last: 3 affine couplings with alternating checkerboard
   masks, a squeeze, 3 affine couplings with alternating channel masks, then
   half the channels are factored out; the last level is 4 checkerboard
-  couplings (§3.6). Defaults are the paper's CIFAR-10 model (§4.1: ResNet
-  conditioners of 8 blocks x 64 features, logit pre-processing with
-  ``alpha = 0.05``, batch-norm bijectors after couplings; 3.49 bits/dim).
-  The number of levels is counted as squeezes plus one.
+  couplings (§3.6). The other defaults are the paper's CIFAR-10 model
+  (§4.1: ResNet conditioners of 8 blocks x 64 features, logit
+  pre-processing with ``alpha = 0.05``, batch-norm bijectors after
+  couplings; 3.49 bits/dim), which downscales only once: ``levels = 2``
+  (``experiments/configs/realnvp_cifar10.py``; the default of 3 is kept so
+  that runs recorded without ``levels`` rebuild the same model). The number
+  of levels is counted as squeezes plus one.
 
   Args:
     event_shape: ``(H, W, C)`` with ``H, W`` divisible by ``2**(levels-1)``.
