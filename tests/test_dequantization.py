@@ -298,5 +298,5 @@ def test_glow_mnist_variational_variant_is_valid():
     config_lib.validate_config(config, num_devices=1, num_processes=1)
     assert config["dequantization"] == "variational"
     models.variational_dequantizer((28, 28, 1), **config["objective_kwargs"])
-  with pytest.raises(ValueError, match="unknown config options"):
+  with pytest.raises(ValueError, match="unknown config argument"):
     glow_mnist.get_config("variationl")

@@ -46,7 +46,11 @@ def test_configs_carry_the_papers_sizes_and_figures(name):
   assert config["batch_size"] % 8 == config["eval_batch_size"] % 8 == 0
 
 
+# Paper-sized models on 8 simulated devices take up to ~11 GB each (every
+# device holds params, optimiser state and EMA): one worker runs them in
+# turn, so two never share the machine's memory.
 @pytest.mark.slow
+@pytest.mark.xdist_group("paper_configs")
 @pytest.mark.parametrize("name", PAPER_MODELS)
 def test_paper_config_trains_two_steps_on_8_devices(name):
   """The paper-sized model compiles and trains on a data mesh of 8 devices
@@ -77,6 +81,7 @@ def test_step_cost_counts_every_scanned_step():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("paper_configs")
 def test_cost_command_on_8_devices(tmp_path):
   output = tmp_path / "cost.json"
   spec = os.path.join(CONFIGS, "glow_mnist.py") + ":smoke,variational"
