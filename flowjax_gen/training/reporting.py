@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 import warnings
 from typing import Optional
 
@@ -15,8 +16,10 @@ METRICS_FILE = "metrics.jsonl"
 
 
 class MetricWriter:
-  """Appends ``{"step", "split", **metrics}`` lines to ``metrics.jsonl`` and
-  writes the same scalars as TensorBoard events under ``workdir/tb``.
+  """Appends ``{"step", "split", "time", **metrics}`` lines to
+  ``metrics.jsonl`` and writes the metrics as TensorBoard events under
+  ``workdir/tb``. ``time`` is the wall clock (Unix seconds) when the record
+  was written, for learning curves against wall time.
 
   Each record is one whole line, written in one call and flushed, so a
   crash leaves at most a torn last line. ``resume_step``: the run resumes
@@ -50,7 +53,8 @@ class MetricWriter:
     if not self._enabled or self._tb is None:  # None unless enabled
       return
     values = {k: float(v) for k, v in metrics.items()}
-    line = json.dumps({"step": int(step), "split": split, **values}) + "\n"
+    record = {"step": int(step), "split": split, "time": round(time.time(), 3)}
+    line = json.dumps({**record, **values}) + "\n"
     with open(self._path, "a") as f:  # flushed on close
       f.write(line)
     for name, value in values.items():
