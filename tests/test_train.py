@@ -25,7 +25,7 @@ from flowjax_gen import runs
 from flowjax_gen.models import registry as model_registry
 from flowjax_gen.parallel import shard_batch
 from flowjax_gen.training import config as config_lib
-from flowjax_gen.training import loop
+from flowjax_gen.training import loop, reporting
 from flowjax_gen.training.experiment import Experiment
 
 TRAIN = os.path.join(ROOT, "experiments", "train.py")
@@ -90,7 +90,11 @@ def test_smoke_variant_trains_end_to_end(name, tmp_path):
   assert result["num_examples"] == config["num_test_examples"]
   assert os.path.isfile(result["samples"])
   assert os.path.isfile(tmp_path / "learning_curves.png")
+  assert os.path.isfile(tmp_path / "learning_curves_wall_time.png")
   records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+  elapsed = [r["elapsed_s"] for r in records]
+  assert elapsed == sorted(elapsed) and elapsed[0] >= 0
+  assert all(r["time"] > 1.7e9 for r in records)  # Unix seconds
   train = [r for r in records if r["split"] == "train"]
   assert [r["step"] for r in train] == list(range(1, config["num_steps"] + 1))
   assert all(np.isfinite(r["loss"]) for r in train)
@@ -295,3 +299,26 @@ def test_missing_dataset_file_and_foreign_workdir(tmp_path):
   digits = smoke_config("glow_digits")
   with pytest.raises(ValueError, match="different config"):
     loop.train_and_evaluate(digits, str(tmp_path / "other"))
+
+
+def test_training_minutes_add_up_the_runs_of_a_resumed_log(tmp_path):
+  # Two runs: the second resumed after step 2 and its clock restarted.
+  records = [
+    {"step": 1, "split": "train", "elapsed_s": 30.0},
+    {"step": 2, "split": "train", "elapsed_s": 90.0},
+    {"step": 3, "split": "train", "elapsed_s": 12.0},
+    {"step": 3, "split": "test", "elapsed_s": 18.0, "bits_per_dim": 2.0},
+    {"step": 4, "split": "train", "elapsed_s": 60.0},
+  ]
+  np.testing.assert_allclose(
+    reporting.training_minutes(records), [0.5, 1.5, 1.7, 1.8, 2.5]
+  )
+  # Records of an older release (no elapsed_s) have no wall time.
+  assert reporting.training_minutes([{"step": 1, "split": "train"}]) == [None]
+  for r in records:
+    r.setdefault("bits_per_dim", 3.0)
+  path = tmp_path / "curve.png"
+  reporting.save_learning_curves(records, str(path), against="minutes")
+  assert path.stat().st_size > 0
+  with pytest.raises(ValueError, match="against must be"):
+    reporting.save_learning_curves(records, str(path), against="epochs")

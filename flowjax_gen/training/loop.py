@@ -68,11 +68,14 @@ def train_and_evaluate(
     checkpointer.abandon()
     raise
   if jax.process_index() == 0:
-    reporting.save_learning_curves(
-      reporting.read_metrics(workdir),
-      os.path.join(workdir, "learning_curves.png"),
-      metric=run.task.headline,
-    )
+    records = reporting.read_metrics(workdir)
+    for against, name in (("step", ""), ("minutes", "_wall_time")):
+      reporting.save_learning_curves(
+        records,
+        os.path.join(workdir, f"learning_curves{name}.png"),
+        metric=run.task.headline,
+        against=against,
+      )
   return final
 
 

@@ -16,10 +16,12 @@ METRICS_FILE = "metrics.jsonl"
 
 
 class MetricWriter:
-  """Appends ``{"step", "split", "time", **metrics}`` lines to
+  """Appends ``{"step", "split", "time", "elapsed_s", **metrics}`` lines to
   ``metrics.jsonl`` and writes the metrics as TensorBoard events under
   ``workdir/tb``. ``time`` is the wall clock (Unix seconds) when the record
-  was written, for learning curves against wall time.
+  was written and ``elapsed_s`` the seconds since this writer was made (the
+  start of this process's training, compilation included), from which
+  ``training_minutes`` builds learning curves against wall time.
 
   Each record is one whole line, written in one call and flushed, so a
   crash leaves at most a torn last line. ``resume_step``: the run resumes
@@ -36,6 +38,7 @@ class MetricWriter:
     resume_step: Optional[int] = None,
   ):
     self._enabled = enabled
+    self._start = time.perf_counter()
     self._path = os.path.join(workdir, METRICS_FILE)
     self._tb = None
     if enabled:
@@ -53,7 +56,12 @@ class MetricWriter:
     if not self._enabled or self._tb is None:  # None unless enabled
       return
     values = {k: float(v) for k, v in metrics.items()}
-    record = {"step": int(step), "split": split, "time": round(time.time(), 3)}
+    record = {
+      "step": int(step),
+      "split": split,
+      "time": round(time.time(), 3),
+      "elapsed_s": round(time.perf_counter() - self._start, 3),
+    }
     line = json.dumps({**record, **values}) + "\n"
     with open(self._path, "a") as f:  # flushed on close
       f.write(line)
@@ -200,26 +208,59 @@ def save_scatter(points: np.ndarray, path: str) -> None:
   plt.close(fig)
 
 
+def training_minutes(records: list[dict]) -> list[Optional[float]]:
+  """Training wall time (minutes) at each record, summed over the runs that
+  wrote the log: a resumed run's ``elapsed_s`` restarts from 0, so each
+  earlier run adds its last ``elapsed_s``. The downtime between a kill and
+  the restart is not counted, nor the work a killed run did after its last
+  record (at most ``log_every`` steps). ``None`` for records written before
+  records carried ``elapsed_s``.
+  """
+  minutes, offset, previous = [], 0.0, None
+  for record in records:
+    elapsed = record.get("elapsed_s")
+    if elapsed is None:
+      minutes.append(None)
+      continue
+    if previous is not None and elapsed < previous:
+      offset += previous
+    previous = elapsed
+    minutes.append((offset + elapsed) / 60.0)
+  return minutes
+
+
 def save_learning_curves(
-  records: list[dict], path: str, metric: str = "bits_per_dim"
+  records: list[dict],
+  path: str,
+  metric: str = "bits_per_dim",
+  *,
+  against: str = "step",
 ) -> None:
-  """PNG of ``metric`` against step for the train and test records."""
+  """PNG of ``metric`` for the train and test records, against ``"step"``
+  or ``"minutes"`` of training wall time (``training_minutes``)."""
   import matplotlib  # noqa: PLC0415
 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # noqa: PLC0415
 
+  if against not in ("step", "minutes"):
+    raise ValueError(f"against must be 'step' or 'minutes'; got {against!r}.")
+  xs = (
+    [r["step"] for r in records]
+    if against == "step"
+    else training_minutes(records)
+  )
   fig, ax = plt.subplots(figsize=(6, 4))
   for split in ("train", "test"):
     points = [
-      (r["step"], r[metric])
-      for r in records
-      if r.get("split") == split and metric in r
+      (x, r[metric])
+      for x, r in zip(xs, records, strict=True)
+      if r.get("split") == split and metric in r and x is not None
     ]
     if points:
       steps, values = zip(*points, strict=True)
       ax.plot(steps, values, label=split, marker="." if split == "test" else "")
-  ax.set_xlabel("step")
+  ax.set_xlabel("step" if against == "step" else "training wall time (min)")
   ax.set_ylabel(metric.replace("_", " "))
   ax.grid(alpha=0.3)
   ax.legend()
