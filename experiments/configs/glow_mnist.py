@@ -18,9 +18,9 @@ Config arguments (comma-separated):
   "cpu_hour"     the one-CPU-hour recipe (docs/results.md): L = 2, K = 8,
                  64 hidden channels, batch 64, Adam with a peak learning
                  rate of 4e-3 (200 warm-up steps, cosine decay), EMA 0.999,
-                 18,500 steps (one hour at ~5.5 steps/s on 2 AVX-512 cores,
-                 evaluations included), evaluated every 3,300 steps (about
-                 every 10 minutes).
+                 16,500 steps (under an hour at the 5.0-5.5 steps/s of 2
+                 AVX-512 cores, evaluations included), evaluated every
+                 3,000 steps (about every 10 minutes).
   "smoke"        a tiny model for a few steps (tests).
 
 Command:
@@ -70,8 +70,8 @@ def get_config(arg: str = ""):
     config.optimizer = "adam"
     config.learning_rate = 4e-3
     config.warmup_steps = 200
-    config.num_steps = 18_500
-    config.eval_every = 3_300
+    config.num_steps = 16_500
+    config.eval_every = 3_000
     config.checkpoint_every = 1_000
     config.log_every = 100
     config.eval_batch_size = 500  # 20 batches of the 10,000 test images
