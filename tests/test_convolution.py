@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flowjax_gen.nets.conditioners import (
-  GlowConvNet,
-  ResidualBlock,
-  ResNet,
-  ZeroConv,
-)
+from flowjax_gen.nets.conditioners import GlowConvNet, ZeroConv
 from flowjax_gen.nets.convolution import conv_as_matmul, conv_function
 
 NHWC = ("NHWC", "HWIO", "NHWC")
@@ -93,82 +87,6 @@ def test_glow_nets_have_the_same_params_under_both_implementations():
     np.testing.assert_allclose(
       gemm.apply(params, x), xla.apply(params, x), rtol=1e-5, atol=1e-5
     )
-
-
-class _UnrolledResNet(nn.Module):
-  """The ResNet conditioner as plain unrolled layers: the reference the
-  scanned body must match (params, values and gradients)."""
-
-  out_features: int
-  num_blocks: int
-  features: int
-
-  @nn.compact
-  def __call__(self, x):
-    h = nn.Conv(self.features, (3, 3), padding="SAME")(x)
-    for _ in range(self.num_blocks):
-      h = ResidualBlock(self.features)(h)
-    return nn.Conv(
-      self.out_features,
-      (3, 3),
-      padding="SAME",
-      kernel_init=nn.initializers.zeros,
-    )(nn.relu(h))
-
-
-@pytest.mark.parametrize("num_blocks", [0, 1, 3])
-@pytest.mark.parametrize("convolution", ["matmul", "xla"])
-def test_scanned_resnet_equals_unrolled_blocks(num_blocks, convolution):
-  with jax.enable_x64(True):
-    x = jax.random.normal(jax.random.key(0), (2, 6, 6, 3), jnp.float64)
-    scanned = ResNet(
-      4, num_blocks=num_blocks, features=5, convolution=convolution
-    )
-    unrolled = _UnrolledResNet(4, num_blocks=num_blocks, features=5)
-    params = scanned.init(jax.random.key(3), x)
-    reference = unrolled.init(jax.random.key(3), x)
-    # Same tree, same initial values: checkpoints of either load in the other.
-    assert jax.tree.structure(params) == jax.tree.structure(reference)
-    for a, b in zip(
-      jax.tree.leaves(params), jax.tree.leaves(reference), strict=True
-    ):
-      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    # The last conv starts at zero; perturb every leaf so the blocks matter.
-    leaves, tree = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.key(5), len(leaves))
-    params = jax.tree.unflatten(
-      tree,
-      [
-        v + 0.3 * jax.random.normal(k, v.shape, v.dtype)
-        for v, k in zip(leaves, keys, strict=True)
-      ],
-    )
-    np.testing.assert_allclose(
-      scanned.apply(params, x),
-      unrolled.apply(params, x),
-      rtol=1e-10,
-      atol=1e-10,
-    )
-    loss = lambda module: lambda p: jnp.sum(jnp.sin(module.apply(p, x)))  # noqa: E731
-    grads = jax.grad(loss(scanned))(params)
-    expected = jax.grad(loss(unrolled))(params)
-    for a, b in zip(
-      jax.tree.leaves(grads), jax.tree.leaves(expected), strict=True
-    ):
-      np.testing.assert_allclose(
-        np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-9
-      )
-
-
-def test_resnet_accepts_an_unbatched_image():
-  x = jax.random.normal(jax.random.key(0), (6, 6, 3))
-  net = ResNet(4, num_blocks=2, features=5)
-  params = net.init(jax.random.key(1), x)
-  leaves, tree = jax.tree.flatten(params)
-  params = jax.tree.unflatten(tree, [v + 0.1 for v in leaves])
-  np.testing.assert_allclose(
-    net.apply(params, x), net.apply(params, x[None])[0], rtol=1e-6, atol=1e-6
-  )
 
 
 def test_unknown_convolution_is_refused():

@@ -27,7 +27,8 @@ Command:
   python experiments/train.py --config=experiments/configs/glow_mnist.py \
       --workdir=workdirs/glow_mnist \
       [--config.dataset=npz --config.data_path=/path/to/mnist.npz]
-  python experiments/train.py --config=experiments/configs/glow_mnist.py:cpu_hour \
+  python experiments/train.py \
+      --config=experiments/configs/glow_mnist.py:cpu_hour \
       --workdir=workdirs/glow_mnist_cpu_hour \
       --config.dataset=npz --config.data_path=/path/to/mnist.npz
   python experiments/cost.py --config=experiments/configs/glow_mnist.py \

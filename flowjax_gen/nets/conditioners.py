@@ -132,110 +132,30 @@ class ResidualBlock(nn.Module):
     return x + h
 
 
-class _ConvParams(nn.Module):
-  """The params of a ``3x3`` ``nn.Conv`` (same names, shapes, initialisers
-  and random streams), created without applying the convolution."""
-
-  features: int
-  param_dtype: Any = jnp.float32
-
-  @nn.compact
-  def __call__(self, in_features: int) -> tuple[jax.Array, jax.Array]:
-    kernel = self.param(
-      "kernel",
-      nn.initializers.lecun_normal(),
-      (3, 3, in_features, self.features),
-      self.param_dtype,
-    )
-    bias = self.param(
-      "bias", nn.initializers.zeros, (self.features,), self.param_dtype
-    )
-    return kernel, bias
-
-
-class _ResidualBlockParams(nn.Module):
-  """``ResidualBlock``'s params, under its names, without applying it."""
-
-  features: int
-
-  @nn.compact
-  def __call__(self) -> tuple[tuple[jax.Array, jax.Array], ...]:
-    return tuple(
-      _ConvParams(self.features, name=f"Conv_{i}")(self.features)
-      for i in range(2)
-    )
-
-
 class ResNet(nn.Module):
   """RealNVP's ResNet conditioner (Dinh et al. 2017, §4.1).
-
-  ``h = conv(x)``, then ``num_blocks`` residual blocks
-  ``h <- h + conv(relu(conv(relu(h))))``, then ``relu`` and a zero-initialised
-  ``conv`` to ``out_features``; all convolutions 3x3.
 
   The paper uses 8 residual blocks of 64 features on CIFAR-10 (4 on MNIST)
   with batch normalisation and weight normalisation inside; this body keeps
   the residual structure without normalisation, so its outputs depend on each
   example alone and log-dets stay exact per example.
-
-  The blocks run as one ``lax.scan`` over their stacked params: XLA compiles
-  one block instead of ``num_blocks`` copies in every coupling (RealNVP's
-  CIFAR-10 step has 10 couplings of 8 blocks, and the compile time of the
-  unrolled program grows faster than its length). The params keep
-  ``ResidualBlock``'s layout (``ResidualBlock_i/Conv_j/{kernel,bias}``), so
-  checkpoints of the unrolled body load unchanged. ``convolution`` as
-  ``GlowConvNet``'s.
   """
 
   out_features: int
   num_blocks: int = 8
   features: int = 64
-  convolution: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, context: Optional[jax.Array] = None):
-    conv_general_dilated = (
-      conv_function(self.convolution) or jax.lax.conv_general_dilated
-    )
-    h = nn.Conv(
-      self.features,
-      (3, 3),
-      padding="SAME",
-      conv_general_dilated=conv_general_dilated,
-    )(with_context(x, context))
-    blocks = [
-      _ResidualBlockParams(self.features, name=f"ResidualBlock_{i}")()
-      for i in range(self.num_blocks)
-    ]
-    if blocks:
-      stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *blocks)
-
-      def conv(h, kernel, bias):
-        h, kernel, bias = nn.dtypes.promote_dtype(h, kernel, bias)
-        y = conv_general_dilated(
-          h,
-          kernel,
-          window_strides=(1, 1),
-          padding="SAME",
-          dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        )
-        return y + bias
-
-      def block(h, params):
-        (k0, b0), (k1, b1) = params
-        return h + conv(nn.relu(conv(nn.relu(h), k0, b0)), k1, b1), None
-
-      batch_shape = h.shape[:-3]
-      h = h.reshape((-1,) + h.shape[-3:])
-      h, _ = jax.lax.scan(block, h, stacked)
-      h = h.reshape(batch_shape + h.shape[-3:])
+    h = nn.Conv(self.features, (3, 3), padding="SAME")(with_context(x, context))
+    for _ in range(self.num_blocks):
+      h = ResidualBlock(self.features)(h)
     h = nn.relu(h)
     return nn.Conv(
       self.out_features,
       (3, 3),
       padding="SAME",
       kernel_init=nn.initializers.zeros,
-      conv_general_dilated=conv_general_dilated,
     )(h)
 
 
