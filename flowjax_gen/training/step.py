@@ -132,17 +132,27 @@ def make_train_step(
     else:
       ema = params
 
-    def keep_if_finite(new, old):
-      return jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
-
-    skipped = jnp.where(finite, 0, 1).astype(jnp.int32)
-    new_state = TrainState(
-      step=state.step + 1,
-      params=keep_if_finite(params, state.params),
-      opt_state=keep_if_finite(opt_state, state.opt_state),
-      ema_params=keep_if_finite(ema, state.ema_params),
-      skipped=state.skipped + skipped,
-      consecutive_skipped=jnp.where(finite, 0, state.consecutive_skipped + 1),
+    # One conditional picks the whole new state or the old one. A select
+    # per leaf (``jnp.where(finite, new, old)``) lets XLA fuse the scalar
+    # ``finite`` -- an ``and`` over every leaf's check -- into each leaf's
+    # select, copying that chain once per leaf: the compiled program grows
+    # with the square of the number of leaves (a RealNVP with 160 leaves
+    # had 90,000 such ``and``s).
+    new_state = jax.lax.cond(
+      finite,
+      lambda: TrainState(
+        step=state.step + 1,
+        params=params,
+        opt_state=opt_state,
+        ema_params=ema,
+        skipped=state.skipped,
+        consecutive_skipped=jnp.zeros_like(state.consecutive_skipped),
+      ),
+      lambda: state._replace(
+        step=state.step + 1,
+        skipped=state.skipped + 1,
+        consecutive_skipped=state.consecutive_skipped + 1,
+      ),
     )
     metrics = dict(
       metrics,
