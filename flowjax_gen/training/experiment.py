@@ -19,7 +19,6 @@ from flowjax_gen.parallel import (
   data_mesh,
   data_parallel_init,
   process_slice,
-  replicate,
   shard_batch,
 )
 from flowjax_gen.training import evaluation, reporting, tasks
@@ -105,14 +104,19 @@ class Experiment:
     )
     global_batch = self._global_batch(self.train_source, size, order)
     batch = shard_batch(process_slice(global_batch), self.mesh)
-    params = data_parallel_init(self.task.init, self.mesh)(
-      jax.random.key(self.config["seed"]), batch
-    )
     groups = None
     if isinstance(self.task.objective, Mapping):
       groups = tuple(self.task.objective)
-    return replicate(
-      create_state(params, self.optimizer, groups=groups), self.mesh
+
+    def init(key, batch):
+      # The optimiser state and the EMA copy are made in the same program
+      # as the params: made eagerly, each leaf's zeros and copy would be a
+      # program of its own (seconds for a model of a few hundred leaves).
+      params = self.task.init(key, batch)
+      return create_state(params, self.optimizer, groups=groups)
+
+    return data_parallel_init(init, self.mesh)(
+      jax.random.key(self.config["seed"]), batch
     )
 
   def train_step(self):
