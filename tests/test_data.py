@@ -43,6 +43,21 @@ def test_digits_shapes_range_and_fixed_split():
   assert len(data.load("digits", num_examples=10)["label"]) == 10
 
 
+@pytest.mark.parametrize("file_found", [True, False])
+def test_digits_read_from_the_bundled_file_equal_load_digits(
+  file_found, monkeypatch
+):
+  if not file_found:
+    monkeypatch.setattr(
+      data.sources.importlib.util, "find_spec", lambda _: None
+    )
+  flat, target = data.sources._digits_arrays()
+  want_flat, want_target = load_digits(return_X_y=True)
+  np.testing.assert_array_equal(flat, want_flat)
+  np.testing.assert_array_equal(target, want_target)
+  assert flat.dtype == want_flat.dtype and flat.shape == (1797, 64)
+
+
 @pytest.mark.parametrize("name", data.sources.TOY_DENSITIES)
 def test_toy_density_shapes_and_determinism(name):
   train = data.load(name, "train", seed=3)
