@@ -211,7 +211,8 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
       return table[:, :-1], table[:, -1].astype(int)
   from sklearn.datasets import load_digits  # noqa: PLC0415
 
-  return load_digits(return_X_y=True)
+  flat, target = load_digits(return_X_y=True)
+  return np.asarray(flat), np.asarray(target)
 
 
 def _digits(split: str) -> Source:
