@@ -4,6 +4,7 @@ The test helpers (``registry``) and the experiment configs are imported by
 path; the package itself comes from the working tree.
 """
 
+import contextlib
 import os
 import sys
 
@@ -15,7 +16,7 @@ import sys
 # runs of the same session and by every later run on the machine. Set
 # JAX_COMPILATION_CACHE_DIR to use another directory. Set before jax is
 # imported.
-os.environ.setdefault(
+CACHE_DIR = os.environ.setdefault(
   "JAX_COMPILATION_CACHE_DIR",
   os.path.join(
     os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
@@ -23,11 +24,16 @@ os.environ.setdefault(
     "jax_test_cache",
   ),
 )
-# Least recently used entries go beyond 2 GiB (jax needs filelock for it).
-os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 * 1024**3))
-# Only programs worth keeping: every eager op compiles a tiny program, and
-# writing each of those to disk costs more than compiling it again.
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
+# No size bound inside jax: its bounded cache scans every entry under a lock
+# on each write, and stops writing for good once one entry lacks its
+# access-time file (what a process killed mid-write leaves; test_train kills
+# one on purpose). The pytest process prunes the folder instead, below.
+os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", "-1")
+CACHE_LIMIT_BYTES = 2 * 1024**3
+# Every program, down to the tiny one each eager op compiles: at backend
+# level 0 such a program still takes ~40 ms to compile and ~1 ms to load, and
+# the suite's eager inits and eager-against-compiled checks run thousands.
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 # The tests run small shapes for a few steps, so compiling is most of their
 # time: LLVM's optimisation passes (not XLA's HLO passes, which decide
 # fusion, layouts and buffers) are skipped. Results are unchanged (no
@@ -44,3 +50,37 @@ ROOT = os.path.dirname(HERE)
 for path in (HERE, ROOT, os.path.join(ROOT, "experiments")):
   if path not in sys.path:
     sys.path.insert(0, path)
+
+# The training scripts re-execute themselves under glibc's allocator tunables
+# (experiments/host_memory.py) unless GLIBC_TUNABLES is already set. Set here,
+# the end-to-end tests' subprocesses start with the same tunables and skip
+# the second interpreter start-up (about 3 s per run, and the suite starts
+# about a hundred); test_host_memory.py runs the re-execution itself.
+import host_memory  # noqa: E402
+
+os.environ.setdefault("GLIBC_TUNABLES", host_memory.MALLOC_TUNABLES)
+
+
+def prune_compilation_cache(path: str, limit_bytes: int) -> None:
+  """Deletes the least recently read files of ``path`` until the rest take
+  at most ``limit_bytes`` (access times as the file system keeps them)."""
+  try:
+    entries = [entry for entry in os.scandir(path) if entry.is_file()]
+  except FileNotFoundError:
+    return
+  stats = sorted(
+    (entry.stat().st_atime, entry.stat().st_size, entry.path)
+    for entry in entries
+  )
+  total = sum(size for _, size, _ in stats)
+  for _, size, file in stats:
+    if total <= limit_bytes:
+      break
+    with contextlib.suppress(FileNotFoundError):
+      os.remove(file)
+    total -= size
+
+
+# Once per session, in the process that starts the xdist workers.
+if "PYTEST_XDIST_WORKER" not in os.environ:
+  prune_compilation_cache(CACHE_DIR, CACHE_LIMIT_BYTES)

@@ -143,23 +143,30 @@ def test_both_bounds_lie_above_the_discrete_nll():
     params = _perturbed(params, jax.random.key(2), 0.2)
     batch = {"image": jnp.broadcast_to(image, (draws, *shape))}
     key_u, key_q = jax.random.split(jax.random.key(3))
-    uniform = objectives.flow_bits_per_dim(
-      flow.log_prob,
-      params["flow"],
-      batch,
-      key_u,
-      n_bits=n_bits,
-      num_classes=None,
-    )["nll_nats"]
-    variational = objectives.flow_variational_bits_per_dim(
-      flow.log_prob,
-      dequantizer,
-      params,
-      batch,
-      key_q,
-      n_bits=n_bits,
-      num_classes=None,
-    )["nll_nats_variational"]
+
+    # Compiled: op by op, 20,000 draws through two flows take seconds.
+    @jax.jit
+    def bounds(params, batch):
+      uniform = objectives.flow_bits_per_dim(
+        flow.log_prob,
+        params["flow"],
+        batch,
+        key_u,
+        n_bits=n_bits,
+        num_classes=None,
+      )["nll_nats"]
+      variational = objectives.flow_variational_bits_per_dim(
+        flow.log_prob,
+        dequantizer,
+        params,
+        batch,
+        key_q,
+        n_bits=n_bits,
+        num_classes=None,
+      )["nll_nats_variational"]
+      return uniform, variational
+
+    uniform, variational = bounds(params, batch)
     uniform, variational = np.asarray(uniform), np.asarray(variational)
     assert np.all(np.isfinite(uniform)) and np.all(np.isfinite(variational))
     nll = -_log_mean_exp(-uniform)  # importance sampling with U[0, 1)^D

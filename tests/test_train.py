@@ -148,7 +148,13 @@ def test_kill_at_random_step_then_resume_is_bit_identical(tmp_path):
 
   killed_dir = tmp_path / "killed"
   kill_after = random.Random().randint(3, steps - 6)
-  env = dict(os.environ, PYTHONPATH=ROOT)
+  # The run to kill reads the compilation cache the straight run filled but
+  # writes nothing to it: killed mid-write, it would leave a torn entry.
+  env = dict(
+    os.environ,
+    PYTHONPATH=ROOT,
+    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="1e9",
+  )
   process = subprocess.Popen(
     [sys.executable, TRAIN, *flags, f"--workdir={killed_dir}"],
     stdout=subprocess.DEVNULL,
