@@ -25,6 +25,10 @@ from scripts import ROOT, run_python
 from flowjax_gen import checkpoint, data, runs
 from flowjax_gen.training import loop, reporting
 
+# One xdist worker runs them all, so the finished run they copy is trained
+# once, not once per worker.
+pytestmark = pytest.mark.xdist_group("faults")
+
 TRAIN = os.path.join(ROOT, "experiments", "train.py")
 EVALUATE = os.path.join(ROOT, "experiments", "evaluate.py")
 SMOKE = os.path.join(ROOT, "experiments", "configs", "glow_digits.py:smoke")
