@@ -57,6 +57,18 @@ def test_every_config_is_listed():
   } <= set(CONFIGS)
 
 
+@pytest.mark.parametrize("name", ["glow_mnist", "realnvp_mnist", "nice_mnist"])
+def test_cpu_hour_recipes_are_valid_configs(name):
+  """The one-CPU-hour recipes of docs/results.md: valid, evaluated during
+  the run and at its end, with the EMA the evaluation reads."""
+  module = importlib.import_module(f"configs.{name}")
+  config = module.get_config("cpu_hour").to_dict()
+  config_lib.validate_config(config, num_devices=1, num_processes=1)
+  assert 0 < config["eval_every"] < config["num_steps"]
+  assert 0 < config["ema_decay"] < 1
+  assert "cpu_hour" in module.__doc__
+
+
 # One full run per model family (checkpoints, evaluation, pictures, logs);
 # the other configs train a few steps of the same step function below.
 END_TO_END = (
