@@ -66,13 +66,14 @@ def prune_compilation_cache(path: str, limit_bytes: int) -> None:
   """Deletes the least recently read files of ``path`` until the rest take
   at most ``limit_bytes`` (access times as the file system keeps them)."""
   try:
-    entries = [entry for entry in os.scandir(path) if entry.is_file()]
+    files = [entry for entry in os.scandir(path) if entry.is_file()]
   except FileNotFoundError:
     return
-  stats = sorted(
-    (entry.stat().st_atime, entry.stat().st_size, entry.path)
-    for entry in entries
-  )
+  stats = []
+  for entry in files:
+    stat = entry.stat()  # one system call per file for both fields
+    stats.append((stat.st_atime, stat.st_size, entry.path))
+  stats.sort()
   total = sum(size for _, size, _ in stats)
   for _, size, file in stats:
     if total <= limit_bytes:
