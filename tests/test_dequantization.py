@@ -300,7 +300,7 @@ def test_variational_run_checkpoints_resumes_and_reports_both_bounds(
 def test_glow_mnist_variational_variant_is_valid():
   from configs import glow_mnist  # noqa: PLC0415
 
-  for arg in ("variational", "variational,smoke"):
+  for arg in ("variational", "variational,smoke", "cpu_hour,variational"):
     config = glow_mnist.get_config(arg).to_dict()
     config_lib.validate_config(config, num_devices=1, num_processes=1)
     assert config["dequantization"] == "variational"
