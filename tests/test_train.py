@@ -57,7 +57,9 @@ def test_every_config_is_listed():
   } <= set(CONFIGS)
 
 
-@pytest.mark.parametrize("name", ["glow_mnist", "realnvp_mnist", "nice_mnist"])
+@pytest.mark.parametrize(
+  "name", ["glow_mnist", "realnvp_mnist", "nice_mnist", "vae_mnist"]
+)
 def test_cpu_hour_recipes_are_valid_configs(name):
   """The one-CPU-hour recipes of docs/results.md: valid, evaluated during
   the run and at its end, with the EMA the evaluation reads."""
@@ -67,6 +69,8 @@ def test_cpu_hour_recipes_are_valid_configs(name):
   assert 0 < config["eval_every"] < config["num_steps"]
   assert 0 < config["ema_decay"] < 1
   assert "cpu_hour" in module.__doc__
+  if config["model"] == "vae":  # 8-bit pixels, in one table with the flows
+    assert config["model_kwargs"]["likelihood"] == "logistic"
 
 
 # One full run per model family (checkpoints, evaluation, pictures, logs);
