@@ -63,7 +63,10 @@ def _leaves(tree) -> list[np.ndarray]:
   return [np.asarray(leaf) for leaf in jax.tree.leaves(jax.device_get(tree))]
 
 
-@pytest.fixture(scope="module")
+# Session scope: xdist may run another file's tests between two of these on
+# the worker that holds the "faults" group, which would end a module-scoped
+# fixture and train the run again.
+@pytest.fixture(scope="session")
 def finished(tmp_path_factory):
   """``(workdir, final metrics, final EMA params)`` of a run that never
   broke: what every recovered run must reproduce."""
