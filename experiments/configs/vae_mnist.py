@@ -58,10 +58,11 @@ def get_config(arg: str = ""):
   config.log_every = 100
   config.temperature = 1.0
   if "cpu_hour" in options:
-    # Tuned at equal wall time (about 4 minutes, importance-sampled test
-    # bits/dim with k = 100): 500-500 at 1e-3, 11,400 steps, 1.458; twice
-    # as wide, 2.2x slower per step, 5,300 steps, 1.474; 1e-3 beat 3e-3
-    # (1.505, 7,900 steps); the conv networks ran 1.7 s per step.
+    # Tuned on about 3.5 minutes of steps each (at the rate a short probe
+    # measured; importance-sampled test bits/dim with k = 100): 500-500 at
+    # 1e-3, 11,400 steps, 1.458; twice as wide, 2.2x slower per step, 5,300
+    # steps, 1.474; 3e-3, 7,900 steps (its probe ran slower), 1.505; the
+    # conv networks ran 1.7 s per step.
     config.ema_decay = 0.999
     config.warmup_steps = 200
     config.num_steps = 130_000
