@@ -149,6 +149,22 @@ def test_params_not_from_this_flow_are_refused(unconditional, kind, method):
   assert detail in str(info.value)
 
 
+def test_a_flow_never_initialised_checks_params_against_its_init(
+  unconditional,
+):
+  """Params loaded from elsewhere (no ``init`` in this process) are checked
+  against ``jax.eval_shape`` of ``init`` rather than a recorded tree."""
+  _, params, x = unconditional
+  fresh = tiny_glow()
+  np.testing.assert_allclose(
+    fresh.log_prob(params, x), unconditional[0].log_prob(params, x)
+  )
+  given, detail = foreign_params("other glow", params, x)
+  with pytest.raises(ValueError, match="not made by this flow's init") as info:
+    tiny_glow().log_prob(given, x)
+  assert detail in str(info.value)
+
+
 def test_decode_refuses_foreign_params(unconditional):
   flow, params, x = unconditional
   latents = flow.encode(params, x)

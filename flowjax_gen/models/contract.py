@@ -14,8 +14,8 @@ checks what it is given before any compute:
   once ``init`` has seen a context shape (or none), calls must use one of
   the shapes it saw;
 * params have the tree structure and leaf shapes that this flow's ``init``
-  makes for the call's context (found once per context shape with
-  ``jax.eval_shape``, which runs no compute);
+  makes for the call's context (the tree ``init`` returned in this process,
+  or else ``jax.eval_shape`` of ``init``, once per context shape);
 * ``init``'s batch is finite, checked on the host when it is concrete (a
   traced batch, as in a jitted init, is the data pipeline's to check).
 
@@ -128,9 +128,12 @@ def _context_text(shape: ContextShape) -> str:
 class ParamsContract:
   """The params and context a flow's calls must agree with.
 
-  ``init`` records each context shape it sees (``record``); ``check``
-  compares a call's params with the tree that ``init`` makes for the call's
-  context (``jax.eval_shape`` of ``init``, once per context shape).
+  ``init`` records each context shape it sees and the params it made for
+  it (``record``); ``check`` compares a call's params with that tree. Params
+  that come from elsewhere (a checkpoint, another process) are checked
+  against ``jax.eval_shape`` of ``init``, once per context shape: that
+  traces every conditioner once more, seconds for a paper-sized flow, which
+  a tree ``init`` already made makes unnecessary.
 
   Args:
     init: the bijector's ``init(key, x, context)``.
@@ -143,10 +146,18 @@ class ParamsContract:
     self._expected: dict[ContextShape, tuple[Any, list]] = {}
     self._seen: list[ContextShape] = []
 
-  def record(self, context_shape: ContextShape) -> None:
-    """Notes a context shape (or ``None``) that ``init`` was called with."""
+  def record(self, context_shape: ContextShape, params: Any = None) -> None:
+    """Notes a context shape (or ``None``) that ``init`` was called with
+    and, if given, the params it made (only their tree and leaf shapes are
+    kept: params' shapes never depend on the batch)."""
     if context_shape not in self._seen:
       self._seen.append(context_shape)
+    if params is not None and context_shape not in self._expected:
+      leaves, treedef = jax.tree.flatten(params)
+      self._expected[context_shape] = (
+        treedef,
+        [tuple(jnp.shape(leaf)) for leaf in leaves],
+      )
 
   def _expected_tree(self, context_shape: ContextShape) -> tuple[Any, list]:
     if context_shape not in self._expected:

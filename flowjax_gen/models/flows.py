@@ -139,7 +139,7 @@ def make_flow(
     check_finite("Flow.init", "x", x)
     check_finite("Flow.init", "context", context)
     params = bijector.init(key, x, context)
-    contract.record(context_shape)
+    contract.record(context_shape, params)
     # One dtype for every leaf: Flax keeps float32 kernels and some
     # initialisers follow the x64 default, whatever the data are; the
     # data's precision (at least float32) is what the flow computes in.
