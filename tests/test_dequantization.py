@@ -300,10 +300,24 @@ def test_variational_run_checkpoints_resumes_and_reports_both_bounds(
 def test_glow_mnist_variational_variant_is_valid():
   from configs import glow_mnist  # noqa: PLC0415
 
-  for arg in ("variational", "variational,smoke", "cpu_hour,variational"):
+  variants = (
+    "variational",
+    "variational,smoke",
+    "cpu_hour,variational",
+    "cpu_hour,variational,long",
+  )
+  for arg in variants:
     config = glow_mnist.get_config(arg).to_dict()
     config_lib.validate_config(config, num_devices=1, num_processes=1)
     assert config["dequantization"] == "variational"
     models.variational_dequantizer((28, 28, 1), **config["objective_kwargs"])
   with pytest.raises(ValueError, match="unknown config argument"):
     glow_mnist.get_config("variationl")
+  hour = glow_mnist.get_config("cpu_hour,variational").to_dict()
+  long = glow_mnist.get_config("cpu_hour,variational,long").to_dict()
+  assert long["num_steps"] == 3 * hour["num_steps"]
+  assert long["checkpoint_every"] == 500
+  changed = {k for k in hour if hour[k] != long[k]}
+  assert changed == {"num_steps", "checkpoint_every"}
+  with pytest.raises(ValueError, match="lengthens a cpu_hour recipe"):
+    glow_mnist.get_config("variational,long")
