@@ -56,9 +56,7 @@ PAPER = {
 
 
 def get_config(arg: str = ""):
-  options = common.parse_arg(
-    arg, ("smoke", "variational", "cpu_hour", "long")
-  )
+  options = common.parse_arg(arg, ("smoke", "variational", "cpu_hour", "long"))
   if "long" in options and "cpu_hour" not in options:
     raise ValueError(
       "'long' lengthens a cpu_hour recipe: use 'cpu_hour,long' or "
