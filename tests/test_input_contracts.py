@@ -154,10 +154,9 @@ def test_a_flow_never_initialised_checks_params_against_its_init(
 ):
   """Params loaded from elsewhere (no ``init`` in this process) are checked
   against ``jax.eval_shape`` of ``init`` rather than a recorded tree."""
-  _, params, x = unconditional
-  fresh = tiny_glow()
+  flow, params, x = unconditional
   np.testing.assert_allclose(
-    fresh.log_prob(params, x), unconditional[0].log_prob(params, x)
+    tiny_glow().log_prob(params, x), flow.log_prob(params, x)
   )
   given, detail = foreign_params("other glow", params, x)
   with pytest.raises(ValueError, match="not made by this flow's init") as info:

@@ -28,8 +28,7 @@ Config arguments (comma-separated):
                  times as long: the same model and learning rates, the
                  steps (and the cosine decay over them) tripled, about 2.6
                  hours on 2 AVX-512 cores; checkpoints every 500 steps so
-                 that a killed run loses little (docs/results.md, "A long
-                 run").
+                 that a killed run loses little.
   "smoke"        a tiny model for a few steps (tests).
 
 Command:

@@ -125,15 +125,22 @@ def _context_text(shape: ContextShape) -> str:
   return f"a context of shape {('batch', *shape)}".replace("'", "")
 
 
+def _structure(tree: Any) -> tuple[Any, list]:
+  """A tree's structure and its leaves' shapes: what two params trees must
+  share (values and dtypes aside)."""
+  leaves, treedef = jax.tree.flatten(tree)
+  return treedef, [tuple(jnp.shape(leaf)) for leaf in leaves]
+
+
 class ParamsContract:
   """The params and context a flow's calls must agree with.
 
   ``init`` records each context shape it sees and the params it made for
   it (``record``); ``check`` compares a call's params with that tree. Params
   that come from elsewhere (a checkpoint, another process) are checked
-  against ``jax.eval_shape`` of ``init``, once per context shape: that
-  traces every conditioner once more, seconds for a paper-sized flow, which
-  a tree ``init`` already made makes unnecessary.
+  against ``jax.eval_shape`` of ``init``, once per context shape. That
+  traces every conditioner again (seconds for a paper-sized flow), so the
+  tree ``init`` returned is used when there is one.
 
   Args:
     init: the bijector's ``init(key, x, context)``.
@@ -153,11 +160,7 @@ class ParamsContract:
     if context_shape not in self._seen:
       self._seen.append(context_shape)
     if params is not None and context_shape not in self._expected:
-      leaves, treedef = jax.tree.flatten(params)
-      self._expected[context_shape] = (
-        treedef,
-        [tuple(jnp.shape(leaf)) for leaf in leaves],
-      )
+      self._expected[context_shape] = _structure(params)
 
   def _expected_tree(self, context_shape: ContextShape) -> tuple[Any, list]:
     if context_shape not in self._expected:
@@ -168,17 +171,11 @@ class ParamsContract:
       if context_shape is not None:
         context = jax.ShapeDtypeStruct((2, *context_shape), jnp.float32)
       tree = jax.eval_shape(self._init, jax.random.key(0), x, context)
-      leaves, treedef = jax.tree.flatten(tree)
-      self._expected[context_shape] = (
-        treedef,
-        [tuple(leaf.shape) for leaf in leaves],
-      )
+      self._expected[context_shape] = _structure(tree)
     return self._expected[context_shape]
 
   def _matches(self, params: Any, context_shape: ContextShape) -> bool:
-    treedef, shapes = self._expected_tree(context_shape)
-    leaves, given = jax.tree.flatten(params)
-    return given == treedef and [tuple(jnp.shape(v)) for v in leaves] == shapes
+    return _structure(params) == self._expected_tree(context_shape)
 
   def check(self, where: str, params: Any, context_shape: ContextShape) -> None:
     """Raises ``ValueError`` if the call's context is not one ``init`` saw
