@@ -108,19 +108,18 @@ def get_config(arg: str = ""):
     config.objective_kwargs.num_blocks = 1
     config.objective_kwargs.context_features = 16
     if "cpu_hour" in options:
-      # The dequantiser's convolutions run on the full 28x28 grid, the
-      # cpu_hour flow's after a squeeze on 64 channels: at the sizes above
-      # a step costs 3.4x a uniform one (1.57 against 5.35 steps/s on 2
-      # AVX-512 cores), with 2 couplings of 8 channels (2,716 parameters)
-      # 1.4x (3.85). The steps fill the same hour as the uniform recipe's
-      # 16,500. At equal wall time this bound ended 0.017 bits/dim below
-      # the uniform recipe's (docs/results.md).
+      # Sized on the batch-64 recipe that preceded batch 8, whose flow and
+      # schedule it keeps (the documented runs and their checkpoints keep
+      # their config). The dequantiser's convolutions run on the full 28x28
+      # grid, that flow's after a squeeze on 64 channels: at the sizes
+      # above a step costs 3.4x a uniform one (1.57 against 5.35 steps/s
+      # on 2 AVX-512 cores), with 2 couplings of 8 channels (2,716
+      # parameters) 1.4x (3.85). The steps fill the same hour as the
+      # batch-64 uniform recipe's 16,500. At equal wall time this bound
+      # ended 0.017 bits/dim below that recipe's (docs/results.md).
       config.objective_kwargs.update(
         num_couplings=2, features=8, context_features=4
       )
-      # Measured on the batch-64 recipe that preceded batch 8: its flow
-      # and schedule stay, so the documented runs and their checkpoints
-      # keep their config.
       config.model_kwargs.update(steps_per_level=8, hidden_channels=64)
       config.batch_size = 64
       config.num_steps = 11_500
