@@ -305,6 +305,8 @@ def test_glow_mnist_variational_and_cpu_hour_variants_are_valid():
     "variational,smoke",
     "cpu_hour,variational",
     "cpu_hour,variational,long",
+    "cpu_hour,variational,batch64",
+    "cpu_hour,variational,batch64,long",
   )
   for arg in variants:
     config = glow_mnist.get_config(arg).to_dict()
@@ -313,20 +315,48 @@ def test_glow_mnist_variational_and_cpu_hour_variants_are_valid():
     models.variational_dequantizer((28, 28, 1), **config["objective_kwargs"])
   with pytest.raises(ValueError, match="unknown config argument"):
     glow_mnist.get_config("variationl")
-  hour = glow_mnist.get_config("cpu_hour,variational").to_dict()
-  long = glow_mnist.get_config("cpu_hour,variational,long").to_dict()
-  assert long["num_steps"] == 3 * hour["num_steps"]
-  assert long["checkpoint_every"] == 500
-  changed = {k for k in hour if hour[k] != long[k]}
-  assert changed == {"num_steps", "checkpoint_every"}
-  # The documented variational runs (docs/results.md) keep the batch-64
-  # flow they were measured with when the uniform recipe moved on.
-  assert hour["batch_size"] == 64
-  assert hour["model_kwargs"]["steps_per_level"] == 8
-  assert hour["model_kwargs"]["hidden_channels"] == 64
-  uniform = glow_mnist.get_config("cpu_hour").to_dict()
-  uniform_long = glow_mnist.get_config("cpu_hour,long").to_dict()
-  assert uniform_long["num_steps"] == 3 * uniform["num_steps"]
-  assert uniform_long["checkpoint_every"] == uniform["checkpoint_every"] // 2
-  with pytest.raises(ValueError, match="lengthens a cpu_hour recipe"):
-    glow_mnist.get_config("variational,long")
+
+  def get(arg):
+    return glow_mnist.get_config(arg).to_dict()
+
+  # The variational hour is the uniform hour's flow and optimiser with a
+  # dequantiser, fewer steps (a step costs more) and its own evaluations.
+  uniform, hour = get("cpu_hour"), get("cpu_hour,variational")
+  changed = {k for k in hour if hour[k] != uniform[k]}
+  assert changed == {
+    "dequantization",
+    "objective_kwargs",
+    "num_steps",
+    "eval_every",
+  }
+  assert hour["num_steps"] < uniform["num_steps"]
+  assert hour["num_steps"] % hour["eval_every"] == 0
+  # 'long' triples the steps and halves the checkpoint interval, nothing
+  # else, for every cpu_hour recipe.
+  for recipe in (
+    "cpu_hour",
+    "cpu_hour,variational",
+    "cpu_hour,batch64",
+    "cpu_hour,variational,batch64",
+  ):
+    short, long = get(recipe), get(recipe + ",long")
+    assert long["num_steps"] == 3 * short["num_steps"]
+    assert long["checkpoint_every"] == short["checkpoint_every"] // 2
+    changed = {k for k in short if short[k] != long[k]}
+    assert changed == {"num_steps", "checkpoint_every"}
+  # The documented batch-64 runs (docs/results.md) keep the values they
+  # were measured with.
+  for arg, steps, eval_every in (
+    ("cpu_hour,batch64", 16_500, 3_000),
+    ("cpu_hour,variational,batch64", 11_500, 2_300),
+  ):
+    config = get(arg)
+    assert config["batch_size"] == 64
+    assert config["model_kwargs"]["steps_per_level"] == 8
+    assert config["model_kwargs"]["hidden_channels"] == 64
+    assert (config["num_steps"], config["eval_every"]) == (steps, eval_every)
+    assert (config["checkpoint_every"], config["log_every"]) == (1_000, 100)
+  assert get("cpu_hour,variational,batch64,long")["checkpoint_every"] == 500
+  for arg in ("variational,long", "batch64", "variational,batch64"):
+    with pytest.raises(ValueError, match="modifies a cpu_hour recipe"):
+      glow_mnist.get_config(arg)
