@@ -34,9 +34,11 @@ Config arguments (comma-separated):
                  steps (and the cosine decay over them) tripled,
                  checkpoints twice as often so that a killed run loses
                  little. docs/results.md ("A long run with restarts")
-                 reports "cpu_hour,variational,batch64,long" (about 2.7
-                 hours on 2 AVX-512 cores) killed and resumed four times:
-                 1.254 bits/dim (variational bound).
+                 reports "cpu_hour,variational,long" (180,000 steps, 207
+                 training minutes on 2 AVX-512 cores, killed twice):
+                 1.219 bits/dim (variational bound), and
+                 "cpu_hour,variational,batch64,long" (162 minutes,
+                 killed four times): 1.254.
   "smoke"        a tiny model for a few steps (tests).
 
 Command:
