@@ -307,6 +307,8 @@ def test_glow_mnist_variational_and_cpu_hour_variants_are_valid():
     "cpu_hour,variational,long",
     "cpu_hour,variational,batch64",
     "cpu_hour,variational,batch64,long",
+    "cpu_hour,variational,large",
+    "cpu_hour,variational,large,long",
   )
   for arg in variants:
     config = glow_mnist.get_config(arg).to_dict()
@@ -338,6 +340,7 @@ def test_glow_mnist_variational_and_cpu_hour_variants_are_valid():
     "cpu_hour,variational",
     "cpu_hour,batch64",
     "cpu_hour,variational,batch64",
+    "cpu_hour,variational,large",
   ):
     short, long = get(recipe), get(recipe + ",long")
     assert long["num_steps"] == 3 * short["num_steps"]
@@ -360,3 +363,16 @@ def test_glow_mnist_variational_and_cpu_hour_variants_are_valid():
   for arg in ("variational,long", "batch64", "variational,batch64"):
     with pytest.raises(ValueError, match="modifies a cpu_hour recipe"):
       glow_mnist.get_config(arg)
+  # 'large' is the variational hour's recipe with a larger flow and its own
+  # steps; it needs that recipe and excludes the batch-64 flow.
+  hour, large = get("cpu_hour,variational"), get("cpu_hour,variational,large")
+  changed = {k for k in hour if hour[k] != large[k]}
+  assert changed == {"model_kwargs", "num_steps", "eval_every"}
+  assert large["model_kwargs"]["steps_per_level"] == 16
+  assert large["model_kwargs"]["hidden_channels"] == 96
+  assert large["num_steps"] % large["eval_every"] == 0
+  for arg in ("large", "cpu_hour,large", "variational,large"):
+    with pytest.raises(ValueError, match="'large' modifies the variational"):
+      glow_mnist.get_config(arg)
+  with pytest.raises(ValueError, match="'large' and 'batch64'"):
+    glow_mnist.get_config("cpu_hour,variational,large,batch64")
