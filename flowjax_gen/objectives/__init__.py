@@ -20,6 +20,7 @@ from flowjax_gen.objectives.classification import (
 )
 from flowjax_gen.objectives.dequantization import (
   DEQUANTIZATIONS,
+  flow_importance_weighted_bits_per_dim,
   flow_variational_bits_per_dim,
   flow_variational_nll,
   variational_inputs,
@@ -84,6 +85,7 @@ __all__ = [
   "check_n_bits",
   "dequantize",
   "flow_bits_per_dim",
+  "flow_importance_weighted_bits_per_dim",
   "flow_inputs",
   "flow_nll",
   "flow_variational_bits_per_dim",

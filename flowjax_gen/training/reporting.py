@@ -145,6 +145,12 @@ def result_line(result: dict) -> str:
         f"{result['bits_per_dim_variational_stderr']:.4f} bits/dim "
         "(variational dequantisation)"
       )
+    if "bits_per_dim_variational_iw" in result:
+      variational += (
+        f"; {result['bits_per_dim_variational_iw']:.4f} +/- "
+        f"{result['bits_per_dim_variational_iw_stderr']:.4f} bits/dim "
+        "(importance-weighted, several draws of q)"
+      )
     return (
       f"{result['bits_per_dim']:.4f} +/- {result['bits_per_dim_stderr']:.4f} "
       f"bits/dim{variational}, {result['nll_nats']:.2f} nats/example, "

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from flowjax_gen import objectives, preprocess
+from flowjax_gen._checks import check_positive_int
 from flowjax_gen.models.dequantization import (
   nested_flow,
   variational_dequantizer,
@@ -167,6 +168,13 @@ def _flow_task(config: Mapping, event_shape: Sequence[int]) -> Task:
   )
   if config["dequantization"] == "variational":
     return _variationally_dequantized(task, flow, config, event_shape)
+  if config["eval_kwargs"]:
+    raise ValueError(
+      f"eval_kwargs {dict(config['eval_kwargs'])!r}: a flow takes "
+      "evaluation options only with dequantization='variational' "
+      "(num_dequantization_samples); this run's is "
+      f"{config['dequantization']!r}."
+    )
   return task
 
 
@@ -177,9 +185,20 @@ def _variationally_dequantized(
   (``objectives.dequantization``): params ``{"flow": ..., "dequantizer":
   ...}``; evaluation reports the uniform bound (``bits_per_dim``, the
   figure every flow reports) and the variational one
-  (``bits_per_dim_variational``), which ranks checkpoints."""
+  (``bits_per_dim_variational``), which ranks checkpoints; with
+  ``eval_kwargs.num_dequantization_samples = k > 1`` also the
+  importance-weighted bound with ``k`` draws
+  (``bits_per_dim_variational_iw``)."""
   n_bits = config["n_bits"]
   num_classes = config["num_classes"] or None
+  eval_kwargs = dict(config["eval_kwargs"])
+  num_draws = eval_kwargs.pop("num_dequantization_samples", 1)
+  if eval_kwargs:
+    raise ValueError(
+      f"unknown eval_kwargs for a variationally dequantised flow: "
+      f"{sorted(eval_kwargs)}; it takes num_dequantization_samples."
+    )
+  check_positive_int("eval_kwargs.num_dequantization_samples", num_draws)
   dequantizer = variational_dequantizer(
     event_shape, **config["objective_kwargs"]
   )
@@ -214,6 +233,19 @@ def _variationally_dequantized(
       n_bits=n_bits,
       num_classes=num_classes,
     )
+    if num_draws > 1:
+      variational.update(
+        objectives.flow_importance_weighted_bits_per_dim(
+          flow.log_prob,
+          dequantizer,
+          params,
+          batch,
+          jax.random.fold_in(key, 2),
+          num_samples=num_draws,
+          n_bits=n_bits,
+          num_classes=num_classes,
+        )
+      )
     return {**uniform, **variational}
 
   update_stats = None
