@@ -152,6 +152,9 @@ CASES = {
     (8, 8, 1),
   ),
   "glow_model_conditional": Case(_glow_model, (8, 8, 1), context_size=3),
+  "glow_model_spline": Case(
+    lambda: _glow_model(coupling="spline", num_bins=4, bound=1.5), (8, 8, 1)
+  ),
   # Splines use a bound of 1.5 so that normal inputs land both inside the
   # bins and in the identity tails.
   "spline": Case(lambda: fb.rational_quadratic_spline(4, bound=1.5), VECTOR),

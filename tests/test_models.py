@@ -179,3 +179,36 @@ def test_configs_saved_before_version_2_rebuild_the_sigmoid_scale():
   assert "scale_fn" not in with_defaults(current)["model_kwargs"]
   other = {"model": "realnvp", "model_kwargs": {}}
   assert "scale_fn" not in with_defaults(other)["model_kwargs"]
+
+
+def test_glow_spline_coupling_settings():
+  """coupling="spline" gives each coupling network 3 K - 1 outputs per
+  transformed channel (K = 8 by default); bin settings are refused for the
+  couplings that have no bins, and bad ones name the field."""
+  x = jnp.zeros((2, 8, 8, 1))
+
+  def zero_conv_kernels(**kwargs):
+    flow = models.glow(
+      (8, 8, 1), levels=1, steps_per_level=1, hidden_channels=4, **kwargs
+    )
+    params = jax.eval_shape(flow.init, jax.random.key(0), x)
+    return [
+      leaf.shape
+      for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+      if "ZeroConv" in jax.tree_util.keystr(path)
+      and "kernel" in jax.tree_util.keystr(path)
+    ]
+
+  # After the squeeze, 4 channels: 2 condition the other 2.
+  assert zero_conv_kernels() == [(1, 3, 3, 4, 2 * 2)]
+  assert zero_conv_kernels(coupling="spline") == [(1, 3, 3, 4, 23 * 2)]
+  assert zero_conv_kernels(coupling="spline", num_bins=3) == [
+    (1, 3, 3, 4, 8 * 2)
+  ]
+  for kwargs in ({"num_bins": 4}, {"bound": 2.0}):
+    with np.testing.assert_raises_regex(ValueError, "coupling='spline'"):
+      models.glow((8, 8, 1), **kwargs)
+  with np.testing.assert_raises_regex(ValueError, "num_bins"):
+    models.glow((8, 8, 1), coupling="spline", num_bins=0)
+  with np.testing.assert_raises_regex(ValueError, "bound"):
+    models.glow((8, 8, 1), coupling="spline", bound=-1.0)

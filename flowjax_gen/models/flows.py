@@ -43,9 +43,11 @@ from flowjax_gen.bijectors import (
   scan,
   shift,
   shuffle,
+  spline_coupling,
   squeeze,
 )
 from flowjax_gen.bijectors.base import forward_in_mode
+from flowjax_gen.bijectors.spline import check_spline_args
 from flowjax_gen.models.contract import (
   ParamsContract,
   cast_floating,
@@ -59,7 +61,10 @@ from flowjax_gen.nets.conditioners import MLP, GlowConvNet, ResNet
 
 PREPROCESSING = ("center", "logit", "none")
 PERMUTATIONS = ("conv1x1", "conv1x1_lu", "reverse", "shuffle")
-COUPLINGS = ("affine", "additive")
+COUPLINGS = ("affine", "additive", "spline")
+# Glow's spline couplings act after actnorm, whose data-dependent init
+# gives unit variance per channel: most entries lie inside [-4, 4].
+GLOW_SPLINE_DEFAULTS = {"num_bins": 8, "bound": 4.0}
 
 
 class Flow(NamedTuple):
@@ -344,6 +349,30 @@ def _prepend(pre: Sequence[Bijector], body: Bijector) -> Bijector:
   return chain(*pre, body) if pre else body
 
 
+def _spline_settings(
+  coupling: str, num_bins: Optional[int], bound: Optional[float]
+) -> dict:
+  """``num_bins`` and ``bound`` of Glow's spline couplings (defaults
+  ``GLOW_SPLINE_DEFAULTS``); refused for the other couplings, which have
+  no such settings, rather than ignored."""
+  given = {
+    name: value
+    for name, value in (("num_bins", num_bins), ("bound", bound))
+    if value is not None
+  }
+  if coupling != "spline":
+    if given:
+      raise ValueError(
+        f"{' and '.join(given)} set the bins of spline couplings; this "
+        f"Glow's coupling is {coupling!r}. Pass coupling='spline' or leave "
+        "them out."
+      )
+    return {}
+  settings = {**GLOW_SPLINE_DEFAULTS, **given}
+  check_spline_args(settings["num_bins"], settings["bound"])
+  return settings
+
+
 def glow_step(
   *,
   hidden_channels: int = 512,
@@ -351,11 +380,21 @@ def glow_step(
   permutation: str = "conv1x1",
   scale_fn: str = "exp_tanh",
   seed: int = 0,
+  num_bins: Optional[int] = None,
+  bound: Optional[float] = None,
 ) -> Bijector:
-  """One step of flow: actnorm -> permutation -> coupling (Glow, Fig. 2a)."""
+  """One step of flow: actnorm -> permutation -> coupling (Glow, Fig. 2a).
+
+  ``coupling="spline"`` swaps the affine map of the transformed half for a
+  rational-quadratic spline per entry (``num_bins`` bins on ``[-bound,
+  bound]``, identity outside; Durkan et al. 2019's Glow-like image flows);
+  its coupling network then outputs ``3 num_bins - 1`` values per
+  transformed entry instead of 2.
+  """
   check_choice("coupling", coupling, COUPLINGS)
   check_choice("permutation", permutation, PERMUTATIONS)
   check_positive_int("hidden_channels", hidden_channels)
+  spline = _spline_settings(coupling, num_bins, bound)
   permute = {
     "conv1x1": conv1x1,
     "conv1x1_lu": conv1x1_lu,
@@ -365,6 +404,8 @@ def glow_step(
   make_net = functools.partial(GlowConvNet, hidden_channels=hidden_channels)
   if coupling == "affine":
     couple = affine_coupling(make_net, mask="half", scale_fn=scale_fn)
+  elif coupling == "spline":
+    couple = spline_coupling(make_net, mask="half", **spline)
   else:
     couple = additive_coupling(make_net, mask="half")
   return chain(actnorm(), permute, couple)
@@ -384,6 +425,8 @@ def glow(
   preprocess: str = "center",
   remat: Union[bool, Callable[..., Any]] = False,
   invertible_backprop: bool = False,
+  num_bins: Optional[int] = None,
+  bound: Optional[float] = None,
 ) -> Flow:
   """Glow (Kingma & Dhariwal 2018), multi-scale.
 
@@ -407,7 +450,8 @@ def glow(
     levels: ``L``, number of scales.
     steps_per_level: ``K``.
     hidden_channels: width of the coupling networks.
-    coupling: ``"affine"`` or ``"additive"``.
+    coupling: ``"affine"``, ``"additive"`` or ``"spline"`` (rational-
+      quadratic splines, see ``glow_step``; not in the paper).
     permutation: ``"conv1x1"``, ``"conv1x1_lu"``, ``"reverse"``,
       ``"shuffle"``.
     scale_fn: affine coupling scale, ``"exp_tanh"`` (bounded both ways) or
@@ -422,6 +466,9 @@ def glow(
       step's inverse in the backward pass, so activation memory does not
       grow with ``K`` (about one extra inverse and forward per step); an
       alternative to ``remat``. See ``bijectors.scan``.
+    num_bins: bins per spline (``coupling="spline"`` only; default 8).
+    bound: the splines act on ``[-bound, bound]`` (``coupling="spline"``
+      only; default 4, where actnorm puts most entries).
   """
   _image_shape(event_shape, levels, levels, "2**levels")
   check_positive_int("steps_per_level", steps_per_level)
@@ -430,6 +477,8 @@ def glow(
     coupling=coupling,
     permutation=permutation,
     scale_fn=scale_fn,
+    num_bins=num_bins,
+    bound=bound,
   )
   stages = []
   for level in range(levels):
