@@ -217,15 +217,18 @@ def test_integer_params_and_context_get_float0_cotangents(context_dtype):
   np.testing.assert_allclose(x_bar, expected[1], rtol=1e-5)
 
 
-def test_glow_model_log_prob_gradient_equals_plain():
+@pytest.mark.parametrize("coupling", ["affine", "spline"])
+def test_glow_model_log_prob_gradient_equals_plain(coupling):
   event_shape = (4, 4, 1)
   # The 1x1 convolutions are covered above; "reverse" keeps every random
-  # params value valid.
+  # params value valid. A spline step's input is rebuilt by its quadratic
+  # root, an affine one's by a division.
   kwargs = {
     "levels": 2,
     "steps_per_level": 2,
     "hidden_channels": 8,
     "permutation": "reverse",
+    "coupling": coupling,
   }
   x = np.random.default_rng(2).uniform(size=(2, *event_shape))
   flows = [

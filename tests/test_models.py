@@ -205,6 +205,9 @@ def test_glow_spline_coupling_settings():
   assert zero_conv_kernels(coupling="spline", num_bins=3) == [
     (1, 3, 3, 4, 8 * 2)
   ]
+  assert zero_conv_kernels(coupling="spline", num_bins=8, bound=4.0) == (
+    zero_conv_kernels(coupling="spline")
+  )
   for kwargs in ({"num_bins": 4}, {"bound": 2.0}):
     with np.testing.assert_raises_regex(ValueError, "coupling='spline'"):
       models.glow((8, 8, 1), **kwargs)

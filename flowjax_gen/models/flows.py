@@ -62,8 +62,9 @@ from flowjax_gen.nets.conditioners import MLP, GlowConvNet, ResNet
 PREPROCESSING = ("center", "logit", "none")
 PERMUTATIONS = ("conv1x1", "conv1x1_lu", "reverse", "shuffle")
 COUPLINGS = ("affine", "additive", "spline")
-# Glow's spline couplings act after actnorm, whose data-dependent init
-# gives unit variance per channel: most entries lie inside [-4, 4].
+# What glow(..., num_bins=None, bound=None) uses. Its spline couplings act after
+# actnorm, whose data-dependent init gives unit variance per channel: most
+# entries lie inside [-4, 4].
 GLOW_SPLINE_DEFAULTS = {"num_bins": 8, "bound": 4.0}
 
 
@@ -352,9 +353,9 @@ def _prepend(pre: Sequence[Bijector], body: Bijector) -> Bijector:
 def _spline_settings(
   coupling: str, num_bins: Optional[int], bound: Optional[float]
 ) -> dict:
-  """``num_bins`` and ``bound`` of Glow's spline couplings (defaults
-  ``GLOW_SPLINE_DEFAULTS``); refused for the other couplings, which have
-  no such settings, rather than ignored."""
+  """``num_bins`` and ``bound`` of Glow's spline couplings, ``None``
+  taking ``GLOW_SPLINE_DEFAULTS``. The other couplings have no bins: a
+  value given for them is refused rather than ignored."""
   given = {
     name: value
     for name, value in (("num_bins", num_bins), ("bound", bound))
@@ -369,7 +370,7 @@ def _spline_settings(
       )
     return {}
   settings = {**GLOW_SPLINE_DEFAULTS, **given}
-  check_spline_args(settings["num_bins"], settings["bound"])
+  settings["bound"] = check_spline_args(settings["num_bins"], settings["bound"])
   return settings
 
 
@@ -466,9 +467,14 @@ def glow(
       step's inverse in the backward pass, so activation memory does not
       grow with ``K`` (about one extra inverse and forward per step); an
       alternative to ``remat``. See ``bijectors.scan``.
-    num_bins: bins per spline (``coupling="spline"`` only; default 8).
+    num_bins: bins per spline (``coupling="spline"`` only; ``None``: 8).
     bound: the splines act on ``[-bound, bound]`` (``coupling="spline"``
-      only; default 4, where actnorm puts most entries).
+      only; ``None``: 4, which covers most entries after actnorm's
+      unit-variance init). Both default to ``None``, not to their values,
+      because a config records every factory argument that has a value
+      (``experiments/configs/common.with_factory_defaults``): so Glow runs
+      recorded before spline couplings existed still match their configs
+      and resume, and a spline config sets them explicitly to record them.
   """
   _image_shape(event_shape, levels, levels, "2**levels")
   check_positive_int("steps_per_level", steps_per_level)

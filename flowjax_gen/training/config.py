@@ -85,6 +85,41 @@ def validate_config(
   check_in_unit_interval("config.adam_b1", config["adam_b1"])
   check_in_unit_interval("config.ema_decay", config["ema_decay"])
   _check_dequantization(config)
+  _check_eval_kwargs(config)
+
+
+# The evaluation options each family takes (``config.eval_kwargs``).
+_EVAL_KWARGS = {
+  "vae": ("num_importance_samples", "chunk_size"),
+  "flow": ("num_dequantization_samples",),
+}
+
+
+def _check_eval_kwargs(config: Mapping) -> None:
+  """``config.eval_kwargs`` holds options the run's evaluation uses: a
+  VAE's importance samples, or the draws of a variationally dequantised
+  flow's importance-weighted bound; the other families take none."""
+  given = sorted(dict(config["eval_kwargs"]))
+  family = family_of(config["model"])
+  allowed = _EVAL_KWARGS.get(family, ())
+  unknown = [name for name in given if name not in allowed]
+  if unknown:
+    takes = ", ".join(allowed) if allowed else "none"
+    raise ValueError(
+      f"config.eval_kwargs {unknown} do not apply to a {family} run "
+      f"(config.model = {config['model']!r}); its evaluation takes: "
+      f"{takes}."
+    )
+  if family == "flow" and given and config["dequantization"] != "variational":
+    raise ValueError(
+      "config.eval_kwargs.num_dequantization_samples draws from a learned "
+      "dequantiser: it needs config.dequantization = 'variational'; got "
+      f"{config['dequantization']!r}."
+    )
+  for name in given:
+    check_positive_int(
+      f"config.eval_kwargs.{name}", config["eval_kwargs"][name]
+    )
 
 
 def _check_dequantization(config: Mapping) -> None:

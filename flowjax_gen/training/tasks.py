@@ -168,13 +168,6 @@ def _flow_task(config: Mapping, event_shape: Sequence[int]) -> Task:
   )
   if config["dequantization"] == "variational":
     return _variationally_dequantized(task, flow, config, event_shape)
-  if config["eval_kwargs"]:
-    raise ValueError(
-      f"eval_kwargs {dict(config['eval_kwargs'])!r}: a flow takes "
-      "evaluation options only with dequantization='variational' "
-      "(num_dequantization_samples); this run's is "
-      f"{config['dequantization']!r}."
-    )
   return task
 
 
@@ -191,13 +184,8 @@ def _variationally_dequantized(
   (``bits_per_dim_variational_iw``)."""
   n_bits = config["n_bits"]
   num_classes = config["num_classes"] or None
-  eval_kwargs = dict(config["eval_kwargs"])
-  num_draws = eval_kwargs.pop("num_dequantization_samples", 1)
-  if eval_kwargs:
-    raise ValueError(
-      f"unknown eval_kwargs for a variationally dequantised flow: "
-      f"{sorted(eval_kwargs)}; it takes num_dequantization_samples."
-    )
+  # config.validate_config checks eval_kwargs.
+  num_draws = config["eval_kwargs"].get("num_dequantization_samples", 1)
   check_positive_int("eval_kwargs.num_dequantization_samples", num_draws)
   dequantizer = variational_dequantizer(
     event_shape, **config["objective_kwargs"]
