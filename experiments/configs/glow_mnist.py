@@ -31,8 +31,10 @@ Config arguments (comma-separated):
                  which the earlier documented runs used.
   "cpu_hour,variational,large"  the variational hour's recipe with a larger
                  flow (K = 16, 96 channels) and 36,000 steps, evaluated
-                 every 9,000; with ",long" (108,000 steps, several hours
-                 on 2 cores) the candidate for 1.15 bits/dim.
+                 every 9,000; with ",long" (108,000 steps, 254
+                 training minutes on 2 cores, killed five times) it
+                 ended at 1.176 bits/dim (variational bound), the best
+                 long run, still above the 1.15 it was sized for.
   "cpu_hour,long"  a cpu_hour recipe (any of the above) trained three
                  times as long: the same model and learning rates, the
                  steps (and the cosine decay over them) tripled,
@@ -159,7 +161,9 @@ def get_config(arg: str = ""):
     # at 96 channels ran 10.5 steps/s, K = 24 at 64 channels 8.8 and K = 16
     # at 128 channels 8.5; K = 12 at 48 channels ran 25.8 in the long run's
     # last leg on the same machine an hour before, so about 2.5x cheaper.
-    # Sized for its ",long" run; untried at one hour.
+    # Sized for its ",long" run, which ended at 1.176 (variational bound,
+    # 108,000 steps, 254 training minutes over six legs; docs/results.md);
+    # untried at one hour.
     config.model_kwargs.update(steps_per_level=16, hidden_channels=96)
     config.num_steps = 36_000
     config.eval_every = 9_000
