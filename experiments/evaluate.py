@@ -311,7 +311,13 @@ def main(argv):
   if jax.process_index() == 0:
     print(
       f"{config['model']} on {config['dataset']} ({report['checkpoint']} "
-      f"checkpoint, step {step}): " + reporting.result_line(result)
+      f"checkpoint, step {step}): "
+      + reporting.result_line(
+        result,
+        dequantization_draws=config["eval_kwargs"].get(
+          "num_dequantization_samples", 1
+        ),
+      )
     )
     print(f"definition: {report['definition']}")
     if "classifier_frechet_distance" in result:

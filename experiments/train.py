@@ -104,7 +104,9 @@ def main(argv):
     )
     return 1
   if jax.process_index() == 0:
-    print(f"test: {reporting.result_line(result)}")
+    draws = config["eval_kwargs"].get("num_dequantization_samples", 1)
+    line = reporting.result_line(result, dequantization_draws=draws)
+    print(f"test: {line}")
     print(f"samples: {result['samples']}")
     print(
       f"checkpoints: {os.path.join(_WORKDIR.value, 'checkpoints')} (final: "

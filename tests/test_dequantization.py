@@ -476,6 +476,7 @@ def test_variational_run_checkpoints_resumes_and_reports_both_bounds(
   )
   assert evaluated.returncode == 0, evaluated.stderr[-3000:]
   assert "variational dequantisation" in evaluated.stdout
+  assert "(importance-weighted, 4 draws of q)" in evaluated.stdout
   report = json.load(open(os.path.join(workdir, "evaluation.json")))
   assert report["dequantization"] == "variational"
   figures = report["dequantization_of_figures"]
@@ -506,6 +507,8 @@ def test_glow_mnist_variational_and_cpu_hour_variants_are_valid():
     "cpu_hour,variational,batch64,long",
     "cpu_hour,variational,large",
     "cpu_hour,variational,large,long",
+    "cpu_hour,variational,xlarge",
+    "cpu_hour,variational,xlarge,long",
   )
   for arg in variants:
     config = glow_mnist.get_config(arg).to_dict()
@@ -538,6 +541,7 @@ def test_glow_mnist_variational_and_cpu_hour_variants_are_valid():
     "cpu_hour,batch64",
     "cpu_hour,variational,batch64",
     "cpu_hour,variational,large",
+    "cpu_hour,variational,xlarge",
   ):
     short, long = get(recipe), get(recipe + ",long")
     assert long["num_steps"] == 3 * short["num_steps"]
@@ -560,16 +564,24 @@ def test_glow_mnist_variational_and_cpu_hour_variants_are_valid():
   for arg in ("variational,long", "batch64", "variational,batch64"):
     with pytest.raises(ValueError, match="modifies a cpu_hour recipe"):
       glow_mnist.get_config(arg)
-  # 'large' is the variational hour's recipe with a larger flow and its own
-  # steps; it needs that recipe and excludes the batch-64 flow.
-  hour, large = get("cpu_hour,variational"), get("cpu_hour,variational,large")
-  changed = {k for k in hour if hour[k] != large[k]}
-  assert changed == {"model_kwargs", "num_steps", "eval_every"}
-  assert large["model_kwargs"]["steps_per_level"] == 16
-  assert large["model_kwargs"]["hidden_channels"] == 96
-  assert large["num_steps"] % large["eval_every"] == 0
-  for arg in ("large", "cpu_hour,large", "variational,large"):
-    with pytest.raises(ValueError, match="'large' modifies the variational"):
-      glow_mnist.get_config(arg)
-  with pytest.raises(ValueError, match="'large' and 'batch64'"):
-    glow_mnist.get_config("cpu_hour,variational,large,batch64")
+  # 'large' and 'xlarge' are the variational hour's recipe with a larger
+  # flow and their own steps; each needs that recipe and excludes the other
+  # flows.
+  hour = get("cpu_hour,variational")
+  for size, depth, width in (("large", 16, 96), ("xlarge", 32, 128)):
+    sized = get(f"cpu_hour,variational,{size}")
+    changed = {k for k in hour if hour[k] != sized[k]}
+    assert changed == {"model_kwargs", "num_steps", "eval_every"}
+    assert sized["model_kwargs"]["steps_per_level"] == depth
+    assert sized["model_kwargs"]["hidden_channels"] == width
+    assert sized["num_steps"] % sized["eval_every"] == 0
+    for arg in (size, f"cpu_hour,{size}", f"variational,{size}"):
+      with pytest.raises(ValueError, match=f"'{size}' modifies the variati"):
+        glow_mnist.get_config(arg)
+  for pair, message in (
+    ("large,batch64", "'batch64' and 'large'"),
+    ("xlarge,batch64", "'batch64' and 'xlarge'"),
+    ("large,xlarge", "'large' and 'xlarge'"),
+  ):
+    with pytest.raises(ValueError, match=message):
+      glow_mnist.get_config(f"cpu_hour,variational,{pair}")

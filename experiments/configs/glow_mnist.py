@@ -35,6 +35,10 @@ Config arguments (comma-separated):
                  training minutes on 2 cores, killed five times) it
                  ended at 1.176 bits/dim (variational bound), the best
                  long run, still above the 1.15 it was sized for.
+  "cpu_hour,variational,xlarge"  the same with a deeper and wider flow
+                 (K = 32, 128 channels; 3.2x the large flow's FLOPs per
+                 step) and 36,000 steps, evaluated every 12,000; sized
+                 for a ",long" run over several sessions (docs/results.md).
   "cpu_hour,long"  a cpu_hour recipe (any of the above) trained three
                  times as long: the same model and learning rates, the
                  steps (and the cosine decay over them) tripled,
@@ -72,7 +76,16 @@ PAPER = {
 
 def get_config(arg: str = ""):
   options = common.parse_arg(
-    arg, ("smoke", "variational", "cpu_hour", "batch64", "large", "long")
+    arg,
+    (
+      "smoke",
+      "variational",
+      "cpu_hour",
+      "batch64",
+      "large",
+      "xlarge",
+      "long",
+    ),
   )
   for option in ("batch64", "long"):
     if option in options and "cpu_hour" not in options:
@@ -80,14 +93,17 @@ def get_config(arg: str = ""):
         f"{option!r} modifies a cpu_hour recipe: use 'cpu_hour,{option}' "
         f"or 'cpu_hour,variational,{option}'."
       )
-  if "large" in options and not {"cpu_hour", "variational"} <= options:
+  sizes = sorted(options & {"large", "xlarge", "batch64"})
+  for size in sizes:
+    if size != "batch64" and not {"cpu_hour", "variational"} <= options:
+      raise ValueError(
+        f"{size!r} modifies the variational cpu_hour recipe: use "
+        f"'cpu_hour,variational,{size}' (with ',long' for the long run)."
+      )
+  if len(sizes) > 1:
     raise ValueError(
-      "'large' modifies the variational cpu_hour recipe: use "
-      "'cpu_hour,variational,large' (with ',long' for the long run)."
-    )
-  if {"large", "batch64"} <= options:
-    raise ValueError(
-      "'large' and 'batch64' set different flows; choose one of them."
+      f"{' and '.join(map(repr, sizes))} set different flows; choose one "
+      "of them."
     )
   config = common.base_config()
   config.model = "glow"
@@ -167,6 +183,21 @@ def get_config(arg: str = ""):
     config.model_kwargs.update(steps_per_level=16, hidden_channels=96)
     config.num_steps = 36_000
     config.eval_every = 9_000
+  if "xlarge" in options:
+    # The large flow's long run ended at 1.176 with its train bound near the
+    # test one, so the flow is again the limit; tripling the FLOPs per step
+    # (K = 12 at 48 channels to K = 16 at 96) had bought 0.043. In 600-step
+    # probes on 2 AVX-512 cores (one after another, nothing else running)
+    # the step rate fell less with depth than with width at equal FLOPs:
+    # K = 16 at 96 channels 8.4 steps/s, K = 24 at 128 5.5, K = 32 at 128
+    # 4.4, K = 16 at 192 3.3, K = 16 at 256 2.1. K = 32 at 128 channels has
+    # 3.2x the large flow's FLOPs at 1.9x its step time; on 2 simulated CPU
+    # devices (--xla_force_host_platform_device_count=2, data parallel) it
+    # ran 4.9 steps/s, so its ",long" run (108,000 steps) takes about six
+    # training hours.
+    config.model_kwargs.update(steps_per_level=32, hidden_channels=128)
+    config.num_steps = 36_000
+    config.eval_every = 12_000
   if "long" in options:
     config.num_steps *= 3
     config.checkpoint_every //= 2

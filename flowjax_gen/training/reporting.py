@@ -131,10 +131,15 @@ def read_metrics(workdir: str) -> list[dict]:
   return [record for _, record in _read_log(path)[1]]
 
 
-def result_line(result: dict) -> str:
+def result_line(result: dict, *, dequantization_draws: int = 1) -> str:
   """Evaluation figures in one line: bits/dim and nats for likelihood
   models (``6.0069 +/- 0.0477 bits/dim, 266.47 nats/example, 297
-  examples``), else every metric that has a standard error."""
+  examples``), else every metric that has a standard error.
+
+  ``dequantization_draws``: the ``k`` of an importance-weighted bound in
+  ``result`` (``eval_kwargs.num_dequantization_samples``), named in the
+  line because the figure depends on it.
+  """
   count = f"{result['num_examples']} examples"
   if "bits_per_dim" in result:
     variational = ""
@@ -149,7 +154,7 @@ def result_line(result: dict) -> str:
       variational += (
         f"; {result['bits_per_dim_variational_iw']:.4f} +/- "
         f"{result['bits_per_dim_variational_iw_stderr']:.4f} bits/dim "
-        "(importance-weighted, several draws of q)"
+        f"(importance-weighted, {dequantization_draws} draws of q)"
       )
     return (
       f"{result['bits_per_dim']:.4f} +/- {result['bits_per_dim_stderr']:.4f} "
