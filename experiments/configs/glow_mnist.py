@@ -191,10 +191,12 @@ def get_config(arg: str = ""):
     # the step rate fell less with depth than with width at equal FLOPs:
     # K = 16 at 96 channels 8.4 steps/s, K = 24 at 128 5.5, K = 32 at 128
     # 4.4, K = 16 at 192 3.3, K = 16 at 256 2.1. K = 32 at 128 channels has
-    # 3.2x the large flow's FLOPs at 1.9x its step time; on 2 simulated CPU
-    # devices (--xla_force_host_platform_device_count=2, data parallel) it
-    # ran 4.9 steps/s, so its ",long" run (108,000 steps) takes about six
-    # training hours.
+    # 3.2x the large flow's FLOPs at 1.9x its step time, so its ",long" run
+    # (108,000 steps) takes about seven training hours on these cores. (Two
+    # simulated CPU devices, data parallel, ran it 10% faster in a probe,
+    # but the run that tried them stopped at step 165 in XLA's CPU
+    # all-reduce rendezvous, whose 40 s timeout ended the process: run it on
+    # one device.)
     config.model_kwargs.update(steps_per_level=32, hidden_channels=128)
     config.num_steps = 36_000
     config.eval_every = 12_000
