@@ -117,7 +117,9 @@ def definition(config: dict, family: str) -> str:
       "variational bound E_q[-log p(x + u) + log q(u | x)], also an upper "
       "bound on the discrete NLL."
     )
-    k = config["eval_kwargs"].get("num_dequantization_samples", 1)
+    from flowjax_gen.training import config as config_lib  # noqa: PLC0415
+
+    k = config_lib.dequantization_draws(config)
     if k > 1:
       text += (
         f" bits_per_dim_variational_iw (nll_nats_variational_iw): the "
@@ -264,6 +266,7 @@ def main(argv):
   import jax  # noqa: PLC0415
 
   from flowjax_gen.runs import load_trained  # noqa: PLC0415
+  from flowjax_gen.training import config as config_lib  # noqa: PLC0415
   from flowjax_gen.training import reporting  # noqa: PLC0415
 
   overrides = {}
@@ -313,10 +316,7 @@ def main(argv):
       f"{config['model']} on {config['dataset']} ({report['checkpoint']} "
       f"checkpoint, step {step}): "
       + reporting.result_line(
-        result,
-        dequantization_draws=config["eval_kwargs"].get(
-          "num_dequantization_samples", 1
-        ),
+        result, dequantization_draws=config_lib.dequantization_draws(config)
       )
     )
     print(f"definition: {report['definition']}")

@@ -77,6 +77,7 @@ def main(argv):
   distributed.initialize()
   import jax  # noqa: PLC0415 -- after the runtime is configured
 
+  from flowjax_gen.training import config as config_lib  # noqa: PLC0415
   from flowjax_gen.training import reporting  # noqa: PLC0415
   from flowjax_gen.training.loop import train_and_evaluate  # noqa: PLC0415
 
@@ -104,8 +105,9 @@ def main(argv):
     )
     return 1
   if jax.process_index() == 0:
-    draws = config["eval_kwargs"].get("num_dequantization_samples", 1)
-    line = reporting.result_line(result, dequantization_draws=draws)
+    line = reporting.result_line(
+      result, dequantization_draws=config_lib.dequantization_draws(config)
+    )
     print(f"test: {line}")
     print(f"samples: {result['samples']}")
     print(

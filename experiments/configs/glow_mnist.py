@@ -93,13 +93,13 @@ def get_config(arg: str = ""):
         f"{option!r} modifies a cpu_hour recipe: use 'cpu_hour,{option}' "
         f"or 'cpu_hour,variational,{option}'."
       )
-  sizes = sorted(options & {"large", "xlarge", "batch64"})
-  for size in sizes:
-    if size != "batch64" and not {"cpu_hour", "variational"} <= options:
+  for size in sorted(options & {"large", "xlarge"}):
+    if not {"cpu_hour", "variational"} <= options:
       raise ValueError(
         f"{size!r} modifies the variational cpu_hour recipe: use "
         f"'cpu_hour,variational,{size}' (with ',long' for the long run)."
       )
+  sizes = sorted(options & {"large", "xlarge", "batch64"})
   if len(sizes) > 1:
     raise ValueError(
       f"{' and '.join(map(repr, sizes))} set different flows; choose one "

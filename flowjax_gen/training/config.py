@@ -95,6 +95,13 @@ _EVAL_KWARGS = {
 }
 
 
+def dequantization_draws(config: Mapping) -> int:
+  """The ``k`` draws of ``q(u | x)`` behind a variationally dequantised
+  flow's importance-weighted bound (``eval_kwargs
+  .num_dequantization_samples``); 1, no such bound, when unset."""
+  return config["eval_kwargs"].get("num_dequantization_samples", 1)
+
+
 def _check_eval_kwargs(config: Mapping) -> None:
   """``config.eval_kwargs`` holds options the run's evaluation uses: a
   VAE's importance samples, or the draws of a variationally dequantised

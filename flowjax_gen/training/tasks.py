@@ -35,6 +35,7 @@ from flowjax_gen.objectives import autoencoder as ae_objectives
 from flowjax_gen.objectives import classification
 from flowjax_gen.objectives import gan as gan_objectives
 from flowjax_gen.objectives import vae as vae_objectives
+from flowjax_gen.training.config import dequantization_draws
 
 __all__ = ["FAMILIES", "MODELS", "Task", "build_task", "family_of"]
 
@@ -185,7 +186,7 @@ def _variationally_dequantized(
   n_bits = config["n_bits"]
   num_classes = config["num_classes"] or None
   # config.validate_config checks eval_kwargs.
-  num_draws = config["eval_kwargs"].get("num_dequantization_samples", 1)
+  num_draws = dequantization_draws(config)
   check_positive_int("eval_kwargs.num_dequantization_samples", num_draws)
   dequantizer = variational_dequantizer(
     event_shape, **config["objective_kwargs"]
