@@ -86,14 +86,3 @@ def prune_compilation_cache(path: str, limit_bytes: int) -> None:
 # Once per session, in the process that starts the xdist workers.
 if "PYTEST_XDIST_WORKER" not in os.environ:
   prune_compilation_cache(CACHE_DIR, CACHE_LIMIT_BYTES)
-
-
-def pytest_collection_modifyitems(items):
-  """Slow end-to-end tests first, the rest in file order (a stable sort).
-
-  xdist hands tests out in this order (after any ``xdist_group``, which it
-  schedules by size), so the long runs start early and the short tests fill
-  in at the end, rather than one worker idling while the other finishes a
-  long run it started last.
-  """
-  items.sort(key=lambda item: item.get_closest_marker("slow") is None)
