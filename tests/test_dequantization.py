@@ -1,25 +1,20 @@
 """Variational dequantisation: q(u | x) is a density on [0, 1)^D whose
-log-density matches a change of variables, the bound it gives is a bound,
-and a flow trained with it checkpoints, resumes and reports both bounds."""
+log-density matches a change of variables, the bound it gives is a bound.
+A run trained with it, killed, resumed and evaluated (both bounds) is
+test_train's kill-and-resume test."""
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import shutil
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scripts import ROOT, run_python
 
-from flowjax_gen import models, objectives, runs
+from flowjax_gen import models, objectives
 from flowjax_gen.training import config as config_lib
-from flowjax_gen.training import loop, tasks
-
-EVALUATE = os.path.join(ROOT, "experiments", "evaluate.py")
+from flowjax_gen.training import tasks
 
 
 def _perturbed(params, key, scale):
@@ -444,55 +439,6 @@ def test_runs_recorded_before_the_field_read_uniform():
   config = glow_digits.get_config("smoke").to_dict()
   del config["dequantization"]
   assert config_lib.with_defaults(config)["dequantization"] == "uniform"
-
-
-@pytest.mark.slow
-def test_variational_run_checkpoints_resumes_and_reports_both_bounds(
-  tmp_path,
-):
-  config = _variational_digits_config()
-  workdir = str(tmp_path / "run")
-  result = loop.train_and_evaluate(config, workdir)
-  for name in ("bits_per_dim", "bits_per_dim_variational"):
-    assert np.isfinite(result[name]) and result[f"{name}_stderr"] > 0
-  _, state, step = runs.load_trained(workdir)
-  assert step == config["num_steps"]
-  assert set(state.params) == {"flow", "dequantizer"}
-  final = jax.tree.leaves(jax.device_get(state))
-
-  # Resume from the step-2 checkpoint (as after a kill before the last
-  # save): the same params, bit for bit.
-  for folder in ("checkpoints", "best"):
-    shutil.rmtree(os.path.join(workdir, folder, str(step)), ignore_errors=True)
-  loop.train_and_evaluate(config, workdir)
-  _, state, step = runs.load_trained(workdir)
-  assert step == config["num_steps"]
-  resumed = jax.tree.leaves(jax.device_get(state))
-  for a, b in zip(final, resumed, strict=True):
-    np.testing.assert_array_equal(a, b)
-
-  evaluated = run_python(
-    [EVALUATE, f"--workdir={workdir}", "--num_dequantization_samples=4"]
-  )
-  assert evaluated.returncode == 0, evaluated.stderr[-3000:]
-  assert "variational dequantisation" in evaluated.stdout
-  assert "(importance-weighted, 4 draws of q)" in evaluated.stdout
-  report = json.load(open(os.path.join(workdir, "evaluation.json")))
-  assert report["dequantization"] == "variational"
-  figures = report["dequantization_of_figures"]
-  assert figures["bits_per_dim"] == figures["bits_per_dim_stderr"] == "uniform"
-  assert figures["bits_per_dim_variational"] == "variational"
-  assert figures["bits_per_dim_variational_iw"] == "variational"
-  # The extra draws leave the one-draw figure as training reported it. (After
-  # three steps q is nearly uniform and the draws' weights nearly equal, so
-  # the 4-draw bound's gain is tested above, on a flow whose draws differ.)
-  assert report["bits_per_dim_variational"] == pytest.approx(
-    result["bits_per_dim_variational"], abs=1e-6
-  )
-  assert np.isfinite(report["bits_per_dim_variational_iw"])
-  assert report["bits_per_dim_variational_iw_stderr"] > 0
-  assert "q(u | x)" in report["definition"]
-  assert "importance-weighted bound with k = 4" in report["definition"]
 
 
 def test_glow_mnist_variational_and_cpu_hour_variants_are_valid():
