@@ -4,7 +4,9 @@
       --workdir=workdirs/glow_digits
 
 Prints test bits/dim, writes checkpoints, samples (PNG), metrics (JSONL and
-TensorBoard events) and learning curves into ``--workdir``. Log records
+TensorBoard events) and learning curves into ``--workdir``. After a loss
+spike, ``--resume_step=S --skip_batches=N`` rolls the run back to checkpoint
+S and goes on past the next N batches (``training/loop.py``). Log records
 (orbax's included) go to ``train.log`` there; a run that fails prints one
 line and leaves the traceback in that file.
 """
@@ -41,6 +43,19 @@ _WORKDIR = flags.DEFINE_string(
 flags.mark_flag_as_required("workdir")
 _OVERWRITE = flags.DEFINE_bool(
   "overwrite", False, "replace a run with a different config in workdir."
+)
+_RESUME_STEP = flags.DEFINE_integer(
+  "resume_step",
+  None,
+  "resume from this checkpoint instead of the newest (roll back, e.g. to "
+  "before a loss spike); newer checkpoints move to "
+  "checkpoints/rolled_back/, their log records to rollbacks.jsonl.",
+)
+_SKIP_BATCHES = flags.DEFINE_integer(
+  "skip_batches",
+  0,
+  "after restoring, discard this many training batches (with "
+  "--resume_step: go on past the data of a loss spike).",
 )
 _KEEP_FREED_MEMORY = flags.DEFINE_bool(
   "keep_freed_memory",
@@ -93,7 +108,11 @@ def main(argv):
   config = _CONFIG.value.to_dict()
   try:
     result = train_and_evaluate(
-      config, _WORKDIR.value, overwrite=_OVERWRITE.value
+      config,
+      _WORKDIR.value,
+      overwrite=_OVERWRITE.value,
+      resume_step=_RESUME_STEP.value,
+      skip_batches=_SKIP_BATCHES.value,
     )
   except Exception as error:  # noqa: BLE001 -- one line; traceback in the log
     # Opened anew: --overwrite may have replaced the file the handler holds.

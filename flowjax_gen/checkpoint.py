@@ -52,6 +52,7 @@ LATEST_DIR = "checkpoints"
 BEST_DIR = "best"
 CORRUPT_DIR = "corrupt"
 SUPERSEDED_DIR = "superseded"
+ROLLED_BACK_DIR = "rolled_back"
 # The key in ``meta`` that says a step is to have a checksum file.
 _CHECKSUMMED = "_checksums"
 
@@ -514,14 +515,18 @@ class Checkpointer:
         f"checkpoint {step_dir} failed verification: {error}."
       ) from error
 
-  def set_aside_newer(self, step: int) -> list[str]:
+  def set_aside_newer(
+    self, step: int, *, rolled_back: bool = False
+  ) -> list[str]:
     """Moves every step newer than ``step`` out of the managers' way, so
     a run resumed at ``step`` can save those steps again; nothing is
     deleted.
 
     Latest steps newer than the restored one could not be read: they go to
-    ``checkpoints/corrupt/step_N``. Best steps newer than it belong to the
-    training the resumed run repeats: they go to
+    ``checkpoints/corrupt/step_N``; with ``rolled_back`` they could, but the
+    run was asked to resume from an older step, and they go to
+    ``checkpoints/rolled_back/step_N``. Best steps newer than it belong to
+    the training the resumed run repeats: they go to
     ``best/superseded/step_N``.
 
     Returns:
@@ -529,7 +534,8 @@ class Checkpointer:
     """
     self._finish()
     moved = []
-    for kind, folder in (("latest", CORRUPT_DIR), ("best", SUPERSEDED_DIR)):
+    latest_folder = ROLLED_BACK_DIR if rolled_back else CORRUPT_DIR
+    for kind, folder in (("latest", latest_folder), ("best", SUPERSEDED_DIR)):
       if kind not in self._managers:
         continue
       newer = sorted(s for s in self._managers[kind].all_steps() if s > step)

@@ -423,3 +423,72 @@ def test_train_prints_one_line_when_no_checkpoint_can_be_read(
   last = result.stderr.strip().splitlines()[-1]
   assert last.startswith("error: CheckpointError: no checkpoint could be read")
   assert "CheckpointError" in open(workdir / "train.log").read()
+
+
+def _data_position(workdir, step: int) -> dict:
+  """The data iterator's position saved with checkpoint ``step``."""
+  run, state, _ = runs.load_trained(str(workdir))
+  reader = checkpoint.Checkpointer(
+    str(workdir), best_metric=run.task.best_metric
+  )
+  _, _, meta = reader.restore(state, step)
+  return meta["data"]
+
+
+def test_roll_back_to_an_older_step_trains_the_same_steps_again(
+  finished, tmp_path
+):
+  workdir = _copy(finished, tmp_path)
+  with pytest.warns(
+    UserWarning, match=r"moved steps \[4, 6\] to .*rolled_back"
+  ):
+    loop.train_and_evaluate(_config(), str(workdir), resume_step=2)
+  # Nothing else changed: the same steps on the same data, bit for bit.
+  _same_final_model(workdir, finished)
+  _logged_once(workdir)
+  rolled_back = os.path.join(workdir, "checkpoints", "rolled_back")
+  assert sorted(os.listdir(rolled_back)) == ["step_4", "step_6"]
+  (entry,) = map(json.loads, open(workdir / loop.ROLLBACKS_FILE))
+  assert entry["resumed_from_step"] == 2 and entry["skipped_batches"] == 0
+  assert [(r["step"], r["split"]) for r in entry["dropped_records"]] == [
+    (3, "train"),
+    (4, "train"),
+    (4, "test"),
+    (5, "train"),
+    (6, "train"),
+    (6, "test"),
+  ]
+
+
+def test_skipped_batches_move_the_data_on_past_a_spike(finished, tmp_path):
+  workdir = _copy(finished, tmp_path)
+  with pytest.warns(UserWarning, match="moved steps"):
+    loop.train_and_evaluate(
+      _config(), str(workdir), resume_step=2, skip_batches=2
+    )
+  _logged_once(workdir)
+  # Two batches discarded after step 2: step 4 stands where the data of
+  # the run that never skipped stood at step 6.
+  assert _data_position(workdir, 4) == _data_position(finished[0], 6)
+  _, state, _ = runs.load_trained(str(workdir))
+  differ = [
+    not np.array_equal(got, want)
+    for got, want in zip(_leaves(state.ema_params), finished[2], strict=True)
+  ]
+  assert any(differ)  # other batches, other params
+  (entry,) = map(json.loads, open(workdir / loop.ROLLBACKS_FILE))
+  assert entry["skipped_batches"] == 2
+
+
+def test_roll_back_refuses_a_missing_step_and_a_fresh_run(finished, tmp_path):
+  workdir = _copy(finished, tmp_path)
+  with pytest.raises(
+    ValueError, match=r"no checkpoint at step 5; have \[6, 4, 2\]"
+  ):
+    loop.train_and_evaluate(_config(), str(workdir), resume_step=5)
+  assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4", "6"]
+  assert not os.path.exists(workdir / loop.ROLLBACKS_FILE)
+  with pytest.raises(ValueError, match="skip_batches"):
+    loop.train_and_evaluate(_config(), str(workdir), skip_batches=-1)
+  with pytest.raises(ValueError, match="holds no checkpoint to resume from"):
+    loop.train_and_evaluate(_config(), str(tmp_path / "fresh"), skip_batches=1)

@@ -12,18 +12,28 @@ position does not fit, is skipped for an older one and moved aside
 (``checkpoint``); the metrics log is cut back to the restored step. Storage
 that cannot be written stops the run before step 1, and a failed save
 within one step.
+
+A loss spike is undone the way large runs undo one (PaLM, Chowdhery et al.
+2022, section 5.1): ``resume_step`` rolls the run back to an older
+checkpoint and ``skip_batches`` discards the batches that would come next,
+so training goes on with the same state past other data. Each such resume
+appends what it changed, and the log records it dropped, to
+``rollbacks.jsonl`` in the workdir.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Mapping
+from typing import Optional
 
 import jax
 from tqdm import tqdm
 
 from flowjax_gen import checkpoint
+from flowjax_gen._checks import check_non_negative_int, check_positive_int
 from flowjax_gen.parallel import shard_batch
 from flowjax_gen.training import reporting
 from flowjax_gen.training.config import validate_config, with_defaults
@@ -34,8 +44,16 @@ class NonFiniteLossError(RuntimeError):
   """Too many consecutive updates were skipped for non-finite values."""
 
 
+ROLLBACKS_FILE = "rollbacks.jsonl"
+
+
 def train_and_evaluate(
-  config: Mapping, workdir: str, *, overwrite: bool = False
+  config: Mapping,
+  workdir: str,
+  *,
+  overwrite: bool = False,
+  resume_step: Optional[int] = None,
+  skip_batches: int = 0,
 ) -> dict:
   """Trains (or resumes) a model as ``config`` says; returns final metrics.
 
@@ -44,15 +62,24 @@ def train_and_evaluate(
       the fields of ``experiments/configs/*.py``.
     workdir: run directory; holds config, checkpoints, metrics, samples.
     overwrite: replace a run with a different config in ``workdir``.
+    resume_step: resume from this checkpoint instead of the newest (a
+      roll-back); the newer ones move to ``checkpoints/rolled_back/`` and
+      their log records are dropped. It must be readable: no fallback.
+    skip_batches: after restoring, draw and discard this many training
+      batches (the position saved with later checkpoints includes them).
 
   Raises:
-    ValueError: bad config fields (before any compute).
+    ValueError: bad config fields or arguments (before any compute); no
+      checkpoint at ``resume_step``; ``skip_batches`` without a checkpoint.
     checkpoint.ConfigMismatchError: ``workdir`` holds another run.
     NonFiniteLossError: ``max_consecutive_skips`` updates in a row were
       skipped for NaN/inf loss or gradients.
   """
   config = with_defaults(config)
   validate_config(config)
+  if resume_step is not None:
+    check_positive_int("resume_step", resume_step)
+  check_non_negative_int("skip_batches", skip_batches)
   if jax.process_index() == 0:
     checkpoint.check_writable(workdir)
   _check_or_write_config(workdir, config, overwrite=overwrite, write=False)
@@ -63,7 +90,14 @@ def train_and_evaluate(
     best_metric=run.task.best_metric,
   )
   try:
-    final = _train(run, checkpointer, config, workdir)
+    final = _train(
+      run,
+      checkpointer,
+      config,
+      workdir,
+      resume_step=resume_step,
+      skip_batches=skip_batches,
+    )
   except BaseException:
     checkpointer.abandon()
     raise
@@ -96,19 +130,44 @@ def _train(
   checkpointer: checkpoint.Checkpointer,
   config: Mapping,
   workdir: str,
+  *,
+  resume_step: Optional[int] = None,
+  skip_batches: int = 0,
 ) -> dict:
-  """Restores the newest usable checkpoint, trains to ``num_steps`` and
-  saves the final state (checksummed and read back)."""
+  """Restores the newest usable checkpoint (or ``resume_step``), trains to
+  ``num_steps`` and saves the final state (checksummed and read back)."""
   state = run.init_state()
-  restored = checkpointer.restore(state, check=_resume_check(run))
+  restored = checkpointer.restore(state, resume_step, check=_resume_check(run))
   restored_step = None
   if restored is not None:
     restored_step, state, _ = restored
+  elif resume_step is not None or skip_batches:
+    raise ValueError(
+      f"{workdir} holds no checkpoint to resume from (resume_step="
+      f"{resume_step}, skip_batches={skip_batches})."
+    )
   start = int(state.step)
-  # The steps after ``start`` are trained again: newer (unreadable)
-  # checkpoints move aside so they can be saved again, and their log
-  # records are dropped so each step is logged once.
-  checkpointer.set_aside_newer(start)
+  rolled_back = resume_step is not None
+  dropped = []
+  if (rolled_back or skip_batches) and jax.process_index() == 0:
+    dropped = [r for r in reporting.read_metrics(workdir) if r["step"] > start]
+  # The steps after ``start`` are trained again: newer checkpoints
+  # (unreadable ones, or all of them in a roll-back) move aside so they can
+  # be saved again, and their log records are dropped so each step is
+  # logged once.
+  moved = checkpointer.set_aside_newer(start, rolled_back=rolled_back)
+  for _ in range(skip_batches):
+    next(run.iterator)
+  if (rolled_back or skip_batches) and jax.process_index() == 0:
+    with open(os.path.join(workdir, ROLLBACKS_FILE), "a") as f:
+      entry = {
+        "time": round(time.time(), 3),
+        "resumed_from_step": start,
+        "skipped_batches": skip_batches,
+        "set_aside": moved,
+        "dropped_records": dropped,
+      }
+      f.write(json.dumps(entry) + "\n")
   writer = reporting.MetricWriter(
     workdir, enabled=jax.process_index() == 0, resume_step=start
   )
