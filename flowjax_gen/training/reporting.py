@@ -8,6 +8,7 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Sequence
 from typing import Optional
 
 import numpy as np
@@ -240,15 +241,42 @@ def training_minutes(records: list[dict]) -> list[Optional[float]]:
   return minutes
 
 
+def restarts(records: list[dict]) -> list[dict]:
+  """Where the runs that wrote a log took over from one another: a record
+  whose ``elapsed_s`` is below its predecessor's starts a resumed run.
+  Each entry has the step the run resumed after (the last record kept of
+  the run before, which is its checkpoint's step when checkpoints fall on
+  log steps), the first step the resumed run logged, and the training
+  minutes (``training_minutes``) at the restart."""
+  minutes = training_minutes(records)
+  found, previous = [], None
+  for index, record in enumerate(records):
+    elapsed = record.get("elapsed_s")
+    if elapsed is None:
+      continue
+    if previous is not None and elapsed < records[previous]["elapsed_s"]:
+      found.append(
+        {
+          "after_step": records[previous]["step"],
+          "first_logged_step": record["step"],
+          "training_minutes": minutes[previous],
+        }
+      )
+    previous = index
+  return found
+
+
 def save_learning_curves(
   records: list[dict],
   path: str,
   metric: str = "bits_per_dim",
   *,
   against: str = "step",
+  marks: Sequence[float] = (),
 ) -> None:
   """PNG of ``metric`` for the train and test records, against ``"step"``
-  or ``"minutes"`` of training wall time (``training_minutes``)."""
+  or ``"minutes"`` of training wall time (``training_minutes``), with a
+  dotted vertical line at each of ``marks`` (say, where a run restarted)."""
   import matplotlib  # noqa: PLC0415
 
   matplotlib.use("Agg")
@@ -271,6 +299,8 @@ def save_learning_curves(
     if points:
       steps, values = zip(*points, strict=True)
       ax.plot(steps, values, label=split, marker="." if split == "test" else "")
+  for mark in marks:
+    ax.axvline(mark, color="grey", linestyle=":", linewidth=1)
   ax.set_xlabel("step" if against == "step" else "training wall time (min)")
   ax.set_ylabel(metric.replace("_", " "))
   ax.grid(alpha=0.3)
