@@ -83,7 +83,9 @@ def read_rollbacks(workdir: str) -> list[dict]:
       if not line.strip():
         continue
       entry = json.loads(line)
-      dropped = sorted(entry.pop("dropped_records"), key=lambda r: r["time"])
+      dropped = sorted(
+        entry.pop("dropped_records"), key=lambda r: r.get("time", 0.0)
+      )
       minutes = [
         m for m in reporting.training_minutes(dropped) if m is not None
       ]
