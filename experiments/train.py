@@ -9,15 +9,18 @@ spike, ``--resume_step=S --skip_batches=N`` rolls the run back to checkpoint
 S and goes on past the next N batches (``training/loop.py``). Log records
 (orbax's included) go to ``train.log`` there; a run that fails prints one
 line and leaves the traceback in that file.
+
+SIGTERM or SIGINT (a preemption, Ctrl-C) saves the step every process
+agrees on, prints ``preempted at step S; the same command resumes`` and
+exits with status 75. A job on a workdir that another job holds
+(``workdir/run.lock``) is refused before it writes anything.
 """
 
 from __future__ import annotations
 
 import json
-import logging as std_logging
 import os
 import sys
-import traceback
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -25,6 +28,7 @@ from ml_collections import config_flags
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import distributed  # noqa: E402
+import failures  # noqa: E402
 import host_memory  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -57,6 +61,13 @@ _SKIP_BATCHES = flags.DEFINE_integer(
   "after restoring, discard this many training batches (with "
   "--resume_step: go on past the data of a loss spike).",
 )
+_TAKE_OVER_WORKDIR = flags.DEFINE_bool(
+  "take_over_workdir",
+  False,
+  "take the workdir's lock from a job on another host that is known to be "
+  "gone (a lock left on this host by a killed job is taken over anyway, "
+  "and one from another host once its heartbeat is 10 minutes old).",
+)
 _KEEP_FREED_MEMORY = flags.DEFINE_bool(
   "keep_freed_memory",
   True,
@@ -67,23 +78,6 @@ _KEEP_FREED_MEMORY = flags.DEFINE_bool(
 )
 
 
-def _log_to_file(path: str) -> None:
-  """Sends absl log records (orbax's too) to ``path`` instead of the
-  console, and warnings to both.
-
-  orbax logs each failed background write with its traceback: on the
-  console they would bury the one line that says what went wrong.
-  """
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  # Open for the rest of the process: the handler writes to it.
-  log = open(path, "a")
-  logging.get_absl_handler().python_handler.stream = log
-  std_logging.captureWarnings(True)
-  console = std_logging.StreamHandler(sys.stderr)
-  console.setFormatter(std_logging.Formatter("%(message)s"))
-  std_logging.getLogger("py.warnings").addHandler(console)
-
-
 def main(argv):
   del argv
   if _KEEP_FREED_MEMORY.value and host_memory.runs_on_cpu():
@@ -92,52 +86,65 @@ def main(argv):
   distributed.initialize()
   import jax  # noqa: PLC0415 -- after the runtime is configured
 
+  from flowjax_gen.training import workdir_lock  # noqa: PLC0415
+
+  workdir = _WORKDIR.value
+  try:
+    # Held before anything is written, the log included: a second job on
+    # this workdir is refused without touching the first one's files.
+    with workdir_lock.hold(workdir, take_over=_TAKE_OVER_WORKDIR.value):
+      return _train_in(workdir, jax.process_index())
+  except (workdir_lock.WorkdirInUseError, OSError) as error:
+    # Nothing of this job is in the workdir to hold a traceback.
+    print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+    return 1
+
+
+def _train_in(workdir: str, process_index: int) -> int:
   from flowjax_gen.training import config as config_lib  # noqa: PLC0415
-  from flowjax_gen.training import reporting  # noqa: PLC0415
+  from flowjax_gen.training import preemption, reporting  # noqa: PLC0415
   from flowjax_gen.training.loop import train_and_evaluate  # noqa: PLC0415
 
   name = "train.log"
-  if jax.process_index() > 0:
-    name = f"train.process_{jax.process_index()}.log"
-  log_path = os.path.join(_WORKDIR.value, name)
+  if process_index > 0:
+    name = f"train.process_{process_index}.log"
+  log_path = os.path.join(workdir, name)
   try:
-    _log_to_file(log_path)
+    failures.log_to_file(log_path)
   except OSError as error:
-    print(f"error: cannot write to {_WORKDIR.value}: {error}", file=sys.stderr)
+    print(f"error: cannot write to {workdir}: {error}", file=sys.stderr)
     return 1
   config = _CONFIG.value.to_dict()
   try:
     result = train_and_evaluate(
       config,
-      _WORKDIR.value,
+      workdir,
       overwrite=_OVERWRITE.value,
       resume_step=_RESUME_STEP.value,
       skip_batches=_SKIP_BATCHES.value,
     )
+  except preemption.Preempted as stopped:
+    if process_index == 0:
+      print(stopped, file=sys.stderr)
+    return preemption.EXIT_PREEMPTED
   except Exception as error:  # noqa: BLE001 -- one line; traceback in the log
-    # Opened anew: --overwrite may have replaced the file the handler holds.
-    with open(log_path, "a") as f:
-      f.write(traceback.format_exc())
-    print(
-      f"error: {type(error).__name__}: {error} (traceback: {log_path})",
-      file=sys.stderr,
-    )
-    return 1
-  if jax.process_index() == 0:
+    return failures.report(error, log_path)
+  if process_index == 0:
     line = reporting.result_line(
       result, dequantization_draws=config_lib.dequantization_draws(config)
     )
     print(f"test: {line}")
     print(f"samples: {result['samples']}")
     print(
-      f"checkpoints: {os.path.join(_WORKDIR.value, 'checkpoints')} (final: "
+      f"checkpoints: {os.path.join(workdir, 'checkpoints')} (final: "
       f"step {result['checkpoint_step']})"
     )
     # Written whole or not at all: evaluation tools trust its step.
-    path = os.path.join(_WORKDIR.value, "final_metrics.json")
+    path = os.path.join(workdir, "final_metrics.json")
     with open(path + ".tmp", "w") as f:
       json.dump(result, f, indent=2)
     os.replace(path + ".tmp", path)
+  return 0
 
 
 if __name__ == "__main__":

@@ -55,6 +55,16 @@ SUPERSEDED_DIR = "superseded"
 ROLLED_BACK_DIR = "rolled_back"
 # The key in ``meta`` that says a step is to have a checksum file.
 _CHECKSUMMED = "_checksums"
+# Config fields a resumed run may change: raising ``num_steps`` extends a
+# run; the others set how often it logs, evaluates and saves. None of them
+# changes what a step computes.
+RESUMABLE_CHANGES = (
+  "num_steps",
+  "log_every",
+  "eval_every",
+  "checkpoint_every",
+  "keep_checkpoints",
+)
 
 
 class ConfigMismatchError(ValueError):
@@ -74,18 +84,29 @@ class _Unreadable(Exception):
 
 
 def check_or_write_config(
-  workdir: str, config: dict, *, overwrite: bool = False, write: bool = True
+  workdir: str,
+  config: dict,
+  *,
+  overwrite: bool = False,
+  write: bool = True,
+  keep: tuple[str, ...] = (),
 ) -> bool:
   """Records ``config`` in ``workdir`` or checks it against the recorded one.
+
+  The fields in ``RESUMABLE_CHANGES`` (the run's length and how often it
+  logs, evaluates and saves) may differ from the recorded ones: the run
+  goes on with the new values, which are recorded.
 
   Args:
     workdir: run directory (created if missing).
     config: JSON-serialisable config of this run.
     overwrite: delete a previous run with a different config instead of
       refusing.
-    write: record ``config`` if the workdir holds none; ``False`` only
-      checks (and, with ``overwrite``, clears), so that a run which fails
-      before it starts training leaves no record behind.
+    write: record ``config`` if the workdir holds none (or new values of
+      ``RESUMABLE_CHANGES``); ``False`` only checks (and, with
+      ``overwrite``, clears), so that a run which fails before it starts
+      training leaves no record behind.
+    keep: names in ``workdir`` that ``overwrite`` leaves (the run's lock).
 
   Returns:
     ``True`` if the workdir already held this run (resume), else ``False``.
@@ -99,20 +120,25 @@ def check_or_write_config(
   if os.path.exists(path):
     with open(path) as f:
       recorded = json.load(f)
-    if recorded == json.loads(text):
+    given = json.loads(text)
+    fields = sorted(
+      k for k in set(recorded) | set(given) if recorded.get(k) != given.get(k)
+    )
+    if set(fields) <= set(RESUMABLE_CHANGES):
+      if fields and write:
+        _write_text(path, text)
       return True
     if not overwrite:
-      fields = sorted(
-        k
-        for k in set(recorded) | set(config)
-        if recorded.get(k) != config.get(k)
-      )
       raise ConfigMismatchError(
         f"workdir {workdir!r} holds a run with a different config "
-        f"(fields {fields}); pass overwrite=True (--overwrite on the "
-        "command line) to replace it, or choose another workdir."
+        f"(fields {[f for f in fields if f not in RESUMABLE_CHANGES]}); "
+        "choose another workdir, or pass overwrite=True (--overwrite on the "
+        "command line) to delete that run's checkpoints, samples and logs "
+        "and start this one from step 1."
       )
     for name in os.listdir(workdir):
+      if name in keep:
+        continue
       target = os.path.join(workdir, name)
       if os.path.isdir(target):
         shutil.rmtree(target)
@@ -121,10 +147,15 @@ def check_or_write_config(
   if not write:
     return False
   os.makedirs(workdir, exist_ok=True)
+  _write_text(path, text)
+  return False
+
+
+def _write_text(path: str, text: str) -> None:
+  """Writes ``path`` whole or not at all."""
   with open(path + ".tmp", "w") as f:
     f.write(text)
   os.replace(path + ".tmp", path)
-  return False
 
 
 def check_writable(workdir: str) -> None:
@@ -253,6 +284,9 @@ def _options(prefix: str, async_save: bool, **kwargs):
   """
   return ocp.CheckpointManagerOptions(
     create=True,
+    # A save torn by a kill or a full disk leaves a temporary folder; the
+    # next start removes it (the workdir lock keeps a live job's away).
+    cleanup_tmp_directories=True,
     enable_async_checkpointing=async_save,
     async_options=ocp.options.AsyncOptions(
       create_directories_asynchronously=False
@@ -329,10 +363,20 @@ class Checkpointer:
     )
 
   def save(
-    self, step: int, state: Any, meta: dict, metrics: Optional[dict] = None
+    self,
+    step: int,
+    state: Any,
+    meta: dict,
+    metrics: Optional[dict] = None,
+    *,
+    only_best: bool = False,
   ) -> None:
     """Starts saving ``state`` and ``meta`` at ``step`` (and as best if
     ranked); ``wait`` (or the next save) writes the checksums.
+
+    A kind that holds ``step`` already is left as it is; ``only_best``
+    ranks a step that the latest checkpoints hold (its evaluation came
+    after it was saved).
 
     Raises:
       StorageError: this or the previous save failed (path and OS error).
@@ -342,7 +386,12 @@ class Checkpointer:
     self._finish()
     meta = {**meta, _CHECKSUMMED: "sha256"}
     ranked = self._managers.get("best") is not None and metrics is not None
-    for kind in ("latest", "best") if ranked else ("latest",):
+    kinds = ("latest", "best") if ranked else ("latest",)
+    if only_best:
+      kinds = ("best",) if ranked else ()
+    for kind in kinds:
+      if step in self._managers[kind].all_steps():
+        continue
       try:
         self._managers[kind].save(
           step,

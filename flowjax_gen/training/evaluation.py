@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Optional
 
 import jax
 import numpy as np
@@ -26,6 +26,10 @@ from flowjax_gen.parallel import (
 )
 
 PerExample = Callable[[Any, dict, jax.Array], dict]
+
+
+class EvaluationInterrupted(Exception):  # noqa: N818 -- an event
+  """``interrupt`` asked an evaluation to stop (a preemption)."""
 
 
 def jit_per_example(per_example: PerExample, mesh: jax.sharding.Mesh):
@@ -46,6 +50,7 @@ def evaluate_split(
   batch_size: int,
   mesh: jax.sharding.Mesh,
   seed: int = 0,
+  interrupt: Optional[Callable[[], bool]] = None,
 ) -> dict:
   """Means of every per-example metric over every example of ``source``.
 
@@ -56,10 +61,15 @@ def evaluate_split(
     batch_size: global evaluation batch.
     mesh: the data mesh.
     seed: seed of the per-batch keys.
+    interrupt: called before each batch (on every process alike); ``True``
+      abandons the evaluation.
 
   Returns:
     for every metric ``m``: ``m`` (mean over examples) and ``m_stderr`` (the
     standard error of that mean); ``num_examples``, ``examples_per_s``.
+
+  Raises:
+    EvaluationInterrupted: ``interrupt`` returned ``True``.
   """
   check_batch_size(batch_size, mesh)
   keys = [k for k in ("image", "label") if k in source]
@@ -69,6 +79,8 @@ def evaluate_split(
   results: dict[str, list] = {}
   start = time.perf_counter()
   for index, begin in enumerate(range(0, total, batch_size)):
+    if interrupt is not None and interrupt():
+      raise EvaluationInterrupted(f"stopped before batch {index}")
     rows = np.arange(begin, begin + batch_size)
     valid = rows < total
     rows = np.where(valid, rows, 0)  # pad with example 0, masked out below

@@ -8,8 +8,8 @@ what the tools working on a finished run (``flowjax_gen.runs``) rebuild.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Optional
 
 import jax
 import numpy as np
@@ -129,7 +129,11 @@ class Experiment:
       update_stats=self.task.update_stats,
     )
 
-  def evaluate(self, params: Any) -> dict:
+  def evaluate(
+    self, params: Any, interrupt: Optional[Callable[[], bool]] = None
+  ) -> dict:
+    """Test-split metrics; ``interrupt`` (``evaluation.evaluate_split``)
+    can stop it between batches."""
     result = evaluation.evaluate_split(
       self.evaluate_fn,
       params,
@@ -137,6 +141,7 @@ class Experiment:
       batch_size=self.config["eval_batch_size"],
       mesh=self.mesh,
       seed=self.config["seed"],
+      interrupt=interrupt,
     )
     return {**result, **self.task.summary}
 

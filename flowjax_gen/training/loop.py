@@ -27,7 +27,7 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from typing import Optional
+from typing import NoReturn, Optional
 
 import jax
 from tqdm import tqdm
@@ -35,7 +35,12 @@ from tqdm import tqdm
 from flowjax_gen import checkpoint
 from flowjax_gen._checks import check_non_negative_int, check_positive_int
 from flowjax_gen.parallel import shard_batch
-from flowjax_gen.training import reporting
+from flowjax_gen.training import (
+  evaluation,
+  preemption,
+  reporting,
+  workdir_lock,
+)
 from flowjax_gen.training.config import validate_config, with_defaults
 from flowjax_gen.training.experiment import Experiment
 
@@ -54,6 +59,7 @@ def train_and_evaluate(
   overwrite: bool = False,
   resume_step: Optional[int] = None,
   skip_batches: int = 0,
+  take_over_workdir: bool = False,
 ) -> dict:
   """Trains (or resumes) a model as ``config`` says; returns final metrics.
 
@@ -67,40 +73,51 @@ def train_and_evaluate(
       their log records are dropped. It must be readable: no fallback.
     skip_batches: after restoring, draw and discard this many training
       batches (the position saved with later checkpoints includes them).
+    take_over_workdir: take the workdir's lock even if a job on another
+      host holds it (``workdir_lock``).
 
   Raises:
     ValueError: bad config fields or arguments (before any compute); no
-      checkpoint at ``resume_step``; ``skip_batches`` without a checkpoint.
+      checkpoint at ``resume_step``; ``skip_batches`` without a checkpoint;
+      ``num_steps`` below the newest checkpoint's step.
+    workdir_lock.WorkdirInUseError: another job holds ``workdir``.
     checkpoint.ConfigMismatchError: ``workdir`` holds another run.
     NonFiniteLossError: ``max_consecutive_skips`` updates in a row were
       skipped for NaN/inf loss or gradients.
+    preemption.Preempted: SIGTERM or SIGINT arrived; every process saved
+      the step it names, from which the same call resumes.
   """
   config = with_defaults(config)
   validate_config(config)
   if resume_step is not None:
     check_positive_int("resume_step", resume_step)
   check_non_negative_int("skip_batches", skip_batches)
-  if jax.process_index() == 0:
-    checkpoint.check_writable(workdir)
-  _check_or_write_config(workdir, config, overwrite=overwrite, write=False)
-  run = Experiment(config, workdir)
-  checkpointer = checkpoint.Checkpointer(
-    workdir,
-    keep=config["keep_checkpoints"],
-    best_metric=run.task.best_metric,
-  )
-  try:
-    final = _train(
-      run,
-      checkpointer,
-      config,
+  with (
+    preemption.PreemptionWatch() as watch,
+    workdir_lock.hold(workdir, take_over=take_over_workdir),
+  ):
+    if jax.process_index() == 0:
+      checkpoint.check_writable(workdir)
+    _check_or_write_config(workdir, config, overwrite=overwrite, write=False)
+    run = Experiment(config, workdir)
+    checkpointer = checkpoint.Checkpointer(
       workdir,
-      resume_step=resume_step,
-      skip_batches=skip_batches,
+      keep=config["keep_checkpoints"],
+      best_metric=run.task.best_metric,
     )
-  except BaseException:
-    checkpointer.abandon()
-    raise
+    try:
+      final = _train(
+        run,
+        checkpointer,
+        config,
+        workdir,
+        watch,
+        resume_step=resume_step,
+        skip_batches=skip_batches,
+      )
+    except BaseException:
+      checkpointer.abandon()
+      raise
   if jax.process_index() == 0:
     records = reporting.read_metrics(workdir)
     for against, name in (("step", ""), ("minutes", "_wall_time")):
@@ -125,11 +142,17 @@ def _resume_check(run: Experiment):
   return check
 
 
+# ``meta`` of a step saved for a preemption that came during the
+# evaluation due at that step: the resumed run evaluates it first.
+_EVALUATION_PENDING = "evaluation_pending"
+
+
 def _train(
   run: Experiment,
   checkpointer: checkpoint.Checkpointer,
   config: Mapping,
   workdir: str,
+  watch: preemption.PreemptionWatch,
   *,
   resume_step: Optional[int] = None,
   skip_batches: int = 0,
@@ -138,15 +161,25 @@ def _train(
   ``num_steps`` and saves the final state (checksummed and read back)."""
   state = run.init_state()
   restored = checkpointer.restore(state, resume_step, check=_resume_check(run))
-  restored_step = None
+  restored_step, pending = None, False
   if restored is not None:
-    restored_step, state, _ = restored
+    restored_step, state, meta = restored
+    pending = bool(meta.get(_EVALUATION_PENDING))
   elif resume_step is not None or skip_batches:
     raise ValueError(
       f"{workdir} holds no checkpoint to resume from (resume_step="
       f"{resume_step}, skip_batches={skip_batches})."
     )
   start = int(state.step)
+  num_steps = config["num_steps"]
+  if start > num_steps:
+    raise ValueError(
+      f"config.num_steps = {num_steps} is below step {start}, where this "
+      f"run's newest checkpoint is; pass --config.num_steps={start} or more "
+      f"to go on, or --resume_step=S (S <= {num_steps}) to roll back to an "
+      "older checkpoint (the newer ones move to checkpoints/rolled_back/, "
+      "nothing is deleted)."
+    )
   rolled_back = resume_step is not None
   dropped = []
   if (rolled_back or skip_batches) and jax.process_index() == 0:
@@ -175,7 +208,36 @@ def _train(
   # Recorded only now: a run that failed while loading data, building the
   # model or initialising leaves a workdir that any config can use.
   _check_or_write_config(workdir, config)
-  num_steps = config["num_steps"]
+
+  def meta(evaluation_pending: bool = False) -> dict:
+    extra = {_EVALUATION_PENDING: True} if evaluation_pending else {}
+    return {"data": run.iterator.get_state(), **extra}
+
+  def stop(step: int, *, evaluation_pending: bool = False) -> NoReturn:
+    """Saves ``step`` (unless the latest checkpoints hold it), verifies it
+    and ends the run for a preemption."""
+    bar.close()
+    checkpointer.save(step, state, meta(evaluation_pending))
+    checkpointer.close()
+    writer.close()
+    if jax.process_index() == 0:
+      checkpointer.verify(step)
+    raise preemption.Preempted(step)
+
+  def evaluate(step: int) -> dict:
+    """The test metrics at ``step``, logged, with samples; a preemption
+    during it saves ``step`` to be evaluated on resume."""
+    try:
+      result = run.evaluate(state.ema_params, interrupt=watch.poll)
+    except evaluation.EvaluationInterrupted:
+      stop(step, evaluation_pending=True)
+    # Only a redone evaluation (at ``start``) can find its record logged.
+    if step > start or not _logged(workdir, step, "test"):
+      writer.write(step, "test", result)
+    if step != num_steps:
+      run.save_samples(state.ema_params, step)
+    return result
+
   bar = tqdm(
     total=num_steps,
     initial=start,
@@ -184,6 +246,11 @@ def _train(
     disable=jax.process_index() != 0,
     mininterval=1.0,
   )
+  if pending and start < num_steps:
+    # The evaluation a preemption interrupted, then its rank among the best.
+    checkpointer.save(
+      start, state, meta(), metrics=evaluate(start), only_best=True
+    )
   last_time, last_step = time.perf_counter(), start
   for step in range(start + 1, num_steps + 1):
     batch = shard_batch(next(run.iterator), run.mesh)
@@ -212,26 +279,31 @@ def _train(
           f"skipped for non-finite loss or gradients at step {step}; "
           "lower the learning rate or check the data."
         )
+    if watch.poll():
+      stop(step)
     eval_metrics = None
     if step % config["eval_every"] == 0 and step != num_steps:
-      eval_metrics = run.evaluate(state.ema_params)
-      writer.write(step, "test", eval_metrics)
-      run.save_samples(state.ema_params, step)
+      eval_metrics = evaluate(step)
     if step != num_steps and (
       step % config["checkpoint_every"] == 0 or eval_metrics is not None
     ):
-      checkpointer.save(
-        step, state, {"data": run.iterator.get_state()}, metrics=eval_metrics
-      )
+      checkpointer.save(step, state, meta(), metrics=eval_metrics)
   bar.close()
-  final = run.evaluate(state.ema_params)
+  # A run resumed at its last step has logged and saved its end already,
+  # unless a preemption interrupted its final evaluation.
+  finished_before = restored_step == num_steps and not pending
+  if finished_before:
+    final = run.evaluate(state.ema_params)
+  else:
+    final = evaluate(num_steps)
   final["skipped_updates"] = int(state.skipped)
-  # A run resumed at its last step has logged and saved its end already.
-  finished_before = restored_step == num_steps
   if not finished_before:
-    writer.write(num_steps, "test", final)
     checkpointer.save(
-      num_steps, state, {"data": run.iterator.get_state()}, metrics=final
+      num_steps,
+      state,
+      meta(),
+      metrics=final,
+      only_best=restored_step == num_steps,
     )
   final["samples"] = run.save_samples(state.ema_params, num_steps)
   checkpointer.close()
@@ -242,6 +314,17 @@ def _train(
   return final
 
 
+def _logged(workdir: str, step: int, split: str) -> bool:
+  """Whether ``metrics.jsonl`` has a ``split`` record of ``step`` (a
+  resumed run that redoes an evaluation logs it once)."""
+  if jax.process_index() != 0:
+    return True  # only process 0 writes
+  return any(
+    r["step"] == step and r["split"] == split
+    for r in reporting.read_metrics(workdir)
+  )
+
+
 def _check_or_write_config(
   workdir: str, config: Mapping, *, overwrite: bool = False, write: bool = True
 ) -> None:
@@ -249,7 +332,11 @@ def _check_or_write_config(
   (which check that they were given the same config)."""
   if jax.process_index() == 0:
     checkpoint.check_or_write_config(
-      workdir, dict(config), overwrite=overwrite, write=write
+      workdir,
+      dict(config),
+      overwrite=overwrite,
+      write=write,
+      keep=(workdir_lock.LOCK_FILE,),
     )
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # noqa: PLC0415

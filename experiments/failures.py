@@ -1,0 +1,92 @@
+"""How the experiment scripts end on an error: one ``error:`` line on the
+console and the traceback in a log file, whatever the disk does.
+
+A full disk is the case that shapes this: the log file sits on the disk
+that filled, so every write to it may fail. Log records that cannot be
+written are dropped (the console still gets the warnings), and a traceback
+that cannot be written is named as lost in the ``error:`` line instead of
+raising a second error over the first.
+"""
+
+from __future__ import annotations
+
+import logging as std_logging
+import os
+import sys
+import tempfile
+import traceback
+
+from absl import logging
+
+
+class _TolerantStream:
+  """A log file whose writes never raise: after an ``OSError`` (a full or
+  vanished disk) it drops what it is given."""
+
+  def __init__(self, path: str):
+    self._file = open(path, "a")  # noqa: SIM115 -- held for the process
+    self.failed = False
+
+  def write(self, text: str) -> int:
+    if not self.failed:
+      try:
+        self._file.write(text)
+      except OSError:
+        self.failed = True
+    return len(text)
+
+  def flush(self) -> None:
+    if not self.failed:
+      try:
+        self._file.flush()
+      except OSError:
+        self.failed = True
+
+  def close(self) -> None:
+    try:
+      self._file.close()
+    except OSError:
+      self.failed = True
+
+
+def log_to_file(path: str) -> None:
+  """Sends absl log records (orbax's too) to ``path`` instead of the
+  console, and warnings to both.
+
+  orbax logs each failed background write with its traceback: on the
+  console they would bury the one line that says what went wrong.
+
+  Raises:
+    OSError: ``path`` cannot be opened.
+  """
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  logging.get_absl_handler().python_handler.stream = _TolerantStream(path)
+  std_logging.captureWarnings(True)
+  console = std_logging.StreamHandler(sys.stderr)
+  console.setFormatter(std_logging.Formatter("%(message)s"))
+  std_logging.getLogger("py.warnings").addHandler(console)
+
+
+def log_path(folder: str | None, name: str) -> str:
+  """``folder/name`` when ``folder`` is an existing writable folder, else
+  a file of that name in the system's temporary folder."""
+  if folder and os.path.isdir(folder) and os.access(folder, os.W_OK):
+    return os.path.join(folder, name)
+  stem, extension = os.path.splitext(name)
+  return os.path.join(
+    tempfile.gettempdir(), f"flowjax_gen.{stem}.{os.getpid()}{extension}"
+  )
+
+
+def report(error: BaseException, path: str) -> int:
+  """Appends the current traceback to ``path`` and prints ``error:`` with
+  the error in one line; returns the exit status, 1."""
+  where = f"traceback: {path}"
+  try:
+    with open(path, "a") as f:
+      f.write(traceback.format_exc())
+  except OSError as failure:
+    where = f"the traceback could not be written to {path}: {failure.strerror}"
+  message = " ".join(str(error).split())
+  print(f"error: {type(error).__name__}: {message} ({where})", file=sys.stderr)
+  return 1
