@@ -40,6 +40,7 @@ from absl import app, flags, logging
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import distributed  # noqa: E402
+import failures  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string(
   "workdir", None, "training run directory.", required=True
@@ -263,6 +264,17 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   distributed.initialize()
+  try:
+    return _evaluate()
+  except app.UsageError:
+    raise
+  except Exception as error:  # noqa: BLE001 -- one line; traceback in a log
+    return failures.report(
+      error, failures.log_path(_WORKDIR.value, "evaluate.log")
+    )
+
+
+def _evaluate() -> int:
   import jax  # noqa: PLC0415
 
   from flowjax_gen.runs import load_trained  # noqa: PLC0415
@@ -334,6 +346,7 @@ def main(argv):
     with open(output, "w") as f:
       json.dump(report, f, indent=2)
     print(f"report: {output}")
+  return 0
 
 
 if __name__ == "__main__":

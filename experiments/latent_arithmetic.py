@@ -32,6 +32,7 @@ from absl import app, flags, logging
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import distributed  # noqa: E402
+import failures  # noqa: E402
 
 COMMANDS = ("encode", "vectors", "manipulate", "interpolate")
 
@@ -280,6 +281,18 @@ def main(argv):
   command = argv[1]
   logging.set_verbosity(logging.WARNING)
   distributed.initialize()
+  try:
+    return _run(command)
+  except app.UsageError:
+    raise
+  except Exception as error:  # noqa: BLE001 -- one line; traceback in a log
+    folder = _WORKDIR.value or _STORE.value
+    return failures.report(
+      error, failures.log_path(folder, "latent_arithmetic.log")
+    )
+
+
+def _run(command: str) -> int:
   import jax  # noqa: PLC0415
 
   from flowjax_gen import latent, runs  # noqa: PLC0415
@@ -300,6 +313,7 @@ def main(argv):
       message = _interpolate_command(latent, codec, params, experiment)
   if jax.process_index() == 0:
     print(message)
+  return 0
 
 
 if __name__ == "__main__":

@@ -59,6 +59,9 @@ for path in (HERE, ROOT, os.path.join(ROOT, "experiments")):
 # about a hundred); test_host_memory.py runs the re-execution itself.
 import host_memory  # noqa: E402
 
+# The finished run that the fault and preemption tests start from.
+from finished_run import finished  # noqa: E402, F401
+
 os.environ.setdefault("GLIBC_TUNABLES", host_memory.MALLOC_TUNABLES)
 
 

@@ -62,7 +62,7 @@ class Experiment:
     self.event_shape = data.event_shape(self.train_source)
     self.task = tasks.build_task(config, self.event_shape)
     self.mesh = data_mesh()
-    schedule = learning_rate_schedule(
+    self.schedule = schedule = learning_rate_schedule(
       learning_rate=config["learning_rate"],
       warmup_steps=config["warmup_steps"],
       num_steps=config["num_steps"],

@@ -252,43 +252,49 @@ def _train(
       start, state, meta(), metrics=evaluate(start), only_best=True
     )
   last_time, last_step = time.perf_counter(), start
-  for step in range(start + 1, num_steps + 1):
-    batch = shard_batch(next(run.iterator), run.mesh)
-    state, metrics = train_step(state, batch)
-    # The save started after the previous step ran alongside this one;
-    # waiting here stops a run whose save failed within one step.
-    checkpointer.wait()
-    bar.update(1)
-    if step % config["log_every"] == 0 or step == num_steps:
-      metrics = jax.device_get(metrics)
-      now = time.perf_counter()
-      metrics["steps_per_s"] = (step - last_step) / max(now - last_time, 1e-9)
-      last_time, last_step = now, step
-      writer.write(step, "train", metrics)
-      headline = run.task.headline
-      bar.set_postfix(
-        {
-          "loss": f"{metrics['loss']:.4g}",
-          headline: f"{metrics.get(headline, float('nan')):.4g}",
-          "steps/s": f"{metrics['steps_per_s']:.2f}",
-        }
-      )
-      if int(state.consecutive_skipped) >= config["max_consecutive_skips"]:
-        raise NonFiniteLossError(
-          f"{int(state.consecutive_skipped)} consecutive updates were "
-          f"skipped for non-finite loss or gradients at step {step}; "
-          "lower the learning rate or check the data."
+  # Closed however the loop ends, so that an error line starts a line.
+  try:
+    for step in range(start + 1, num_steps + 1):
+      batch = shard_batch(next(run.iterator), run.mesh)
+      state, metrics = train_step(state, batch)
+      # The save started after the previous step ran alongside this one;
+      # waiting here stops a run whose save failed within one step.
+      checkpointer.wait()
+      bar.update(1)
+      if step % config["log_every"] == 0 or step == num_steps:
+        metrics = jax.device_get(metrics)
+        now = time.perf_counter()
+        metrics["steps_per_s"] = (step - last_step) / max(now - last_time, 1e-9)
+        # The rate of this step's update (optax counts updates from 0).
+        metrics["learning_rate"] = float(run.schedule(step - 1))
+        last_time, last_step = now, step
+        writer.write(step, "train", metrics)
+        headline = run.task.headline
+        bar.set_postfix(
+          {
+            "loss": f"{metrics['loss']:.4g}",
+            headline: f"{metrics.get(headline, float('nan')):.4g}",
+            "steps/s": f"{metrics['steps_per_s']:.2f}",
+          }
         )
-    if watch.poll():
-      stop(step)
-    eval_metrics = None
-    if step % config["eval_every"] == 0 and step != num_steps:
-      eval_metrics = evaluate(step)
-    if step != num_steps and (
-      step % config["checkpoint_every"] == 0 or eval_metrics is not None
-    ):
-      checkpointer.save(step, state, meta(), metrics=eval_metrics)
-  bar.close()
+        if int(state.consecutive_skipped) >= config["max_consecutive_skips"]:
+          raise NonFiniteLossError(
+            f"{int(state.consecutive_skipped)} consecutive updates were "
+            f"skipped for non-finite loss or gradients at step {step}; "
+            "lower the learning rate or check the data."
+          )
+      evaluation_due = step % config["eval_every"] == 0 or step == num_steps
+      if watch.poll():
+        stop(step, evaluation_pending=evaluation_due)
+      eval_metrics = None
+      if evaluation_due and step != num_steps:
+        eval_metrics = evaluate(step)
+      if step != num_steps and (
+        step % config["checkpoint_every"] == 0 or eval_metrics is not None
+      ):
+        checkpointer.save(step, state, meta(), metrics=eval_metrics)
+  finally:
+    bar.close()
   # A run resumed at its last step has logged and saved its end already,
   # unless a preemption interrupted its final evaluation.
   finished_before = restored_step == num_steps and not pending

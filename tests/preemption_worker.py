@@ -1,0 +1,33 @@
+"""``experiments/train.py`` with a preemption signal at a chosen point.
+
+  FLOWJAX_TEST_SIGNAL=where:step[:process] python tests/preemption_worker.py \
+      TRAIN_FLAGS...
+
+(``preemption_hooks``); ``FLOWJAX_TEST_STEP_SECONDS=s`` makes each step ``s``
+seconds longer. Without either it is ``train.py`` itself.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "experiments"))
+sys.path.insert(0, HERE)
+
+import preemption_hooks  # noqa: E402
+import train  # noqa: E402
+from absl import app  # noqa: E402
+
+if __name__ == "__main__":
+  spec = os.environ.get("FLOWJAX_TEST_SIGNAL")
+  if spec:
+    where, step, *process = spec.split(":")
+    preemption_hooks.install(
+      where, int(step), process=int(process[0]) if process else None
+    )
+  seconds = os.environ.get("FLOWJAX_TEST_STEP_SECONDS")
+  if seconds:
+    preemption_hooks.slow_down(float(seconds))
+  app.run(train.main)
