@@ -5,7 +5,8 @@ A full disk is the case that shapes this: the log file sits on the disk
 that filled, so every write to it may fail. Log records that cannot be
 written are dropped (the console still gets the warnings), and a traceback
 that cannot be written is named as lost in the ``error:`` line instead of
-raising a second error over the first.
+raising a second error over the first; after that line, what the process
+prints as it shuts down goes to the log too.
 """
 
 from __future__ import annotations
@@ -89,4 +90,12 @@ def report(error: BaseException, path: str) -> int:
     where = f"the traceback could not be written to {path}: {failure.strerror}"
   message = " ".join(str(error).split())
   print(f"error: {type(error).__name__}: {message} ({where})", file=sys.stderr)
+  sys.stderr.flush()
+  # What the process prints while it shuts down goes to the log: after a
+  # failed save, orbax's writer threads report "Event loop is closed" for
+  # each chunk they still held, which would bury the line above.
+  try:
+    sys.stderr = _TolerantStream(path)
+  except OSError:
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 -- until exit
   return 1
