@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from typing import NoReturn, Optional
 
 import jax
+import numpy as np
 from tqdm import tqdm
 
 from flowjax_gen import checkpoint
@@ -163,8 +164,8 @@ def _train(
   restored = checkpointer.restore(state, resume_step, check=_resume_check(run))
   restored_step, pending = None, False
   if restored is not None:
-    restored_step, state, meta = restored
-    pending = bool(meta.get(_EVALUATION_PENDING))
+    restored_step, state, restored_meta = restored
+    pending = bool(restored_meta.get(_EVALUATION_PENDING))
   elif resume_step is not None or skip_batches:
     raise ValueError(
       f"{workdir} holds no checkpoint to resume from (resume_step="
@@ -266,7 +267,7 @@ def _train(
         now = time.perf_counter()
         metrics["steps_per_s"] = (step - last_step) / max(now - last_time, 1e-9)
         # The rate of this step's update (optax counts updates from 0).
-        metrics["learning_rate"] = float(run.schedule(step - 1))
+        metrics["learning_rate"] = np.asarray(run.schedule(step - 1)).item()
         last_time, last_step = now, step
         writer.write(step, "train", metrics)
         headline = run.task.headline
