@@ -102,6 +102,32 @@ def check_pixel_levels(x: Any) -> None:
     )
 
 
+def check_bound_inputs(
+  where: str, image: Any, key: Optional[jax.Array]
+) -> None:
+  """Refuses, from the dtype and the key alone (so under ``jit`` too),
+  what would make a dequantised likelihood a different number from the
+  bound the papers report: pixels that are not integer levels (floats
+  already scaled to ``[0, 1)`` fall into the first bin and score ~9.9
+  bits/dim) and no key (``u = 1/2`` for every pixel, a midpoint
+  evaluation, not the bound ``E_u[-log p(x + u)]``)."""
+  dtype = jnp.result_type(image)
+  if not jnp.issubdtype(dtype, jnp.integer) or dtype == jnp.bool_:
+    raise ValueError(
+      f'{where}: batch["image"] has dtype {dtype}; with n_bits set, pixels '
+      "come as integer levels 0..255 (uint8, as loaded), which this "
+      "dequantises. For data already continuous pass n_bits=None "
+      "(--config.n_bits=0 for experiments/train.py)."
+    )
+  if key is None:
+    raise ValueError(
+      f"{where}: key is None; the dequantised bound draws u ~ U[0, 1) per "
+      "pixel from the key, and without one every pixel would sit at its "
+      "bin centre, which is not the bound papers report. Pass a key (for "
+      "a deterministic figure, a fixed one)."
+    )
+
+
 def reduce_bits(x: jax.Array, n_bits: int) -> jax.Array:
   """8-bit integers ``0..255`` -> ``n_bits`` integers ``0..2^n - 1``
   (``floor(x / 2^(8 - n))``), as a float array.

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from registry import CASES, build, make_inputs
+from registry import CASES, build, make_inputs, perturb
 
 # Each case's tests run on one xdist worker (``--dist loadgroup``), which
 # compiles the case's programs once and reuses them (``registry.jitted``).
@@ -109,3 +109,53 @@ def test_shapes_dtypes_and_jit(name):
   x_jit, _ = compiled.inverse_and_log_det(params, y, context)
   x_eager, _ = eager.inverse_and_log_det(params, y, context)
   assert max_abs_diff(x_jit, x_eager) < 1e-5
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_single_events_under_vmap_match_the_batch(name):
+  """The distrax/flowjax idiom ``vmap`` over single events gives one
+  scalar log-det per event, the batch call's values."""
+  case = CASES[name]
+  bijector = case.make()
+  x, context = make_inputs(case, jax.random.key(5))
+  params = perturb(
+    jax.jit(bijector.init)(jax.random.key(6), x, context), jax.random.key(7)
+  )
+  y, log_det = jax.jit(bijector.forward_and_log_det)(params, x, context)
+
+  def per_event(function, inputs):
+    if context is None:
+      return jax.jit(jax.vmap(lambda v: function(params, v)))(inputs)
+    return jax.jit(jax.vmap(lambda v, c: function(params, v, c)))(
+      inputs, context
+    )
+
+  y_one, log_det_one = per_event(bijector.forward_and_log_det, x)
+  assert log_det_one.shape == x.shape[:1]
+  np.testing.assert_allclose(log_det_one, log_det, rtol=1e-5, atol=1e-4)
+  np.testing.assert_allclose(flat(y_one), flat(y), rtol=1e-5, atol=1e-5)
+  x_one, inverse_log_det_one = per_event(bijector.inverse_and_log_det, y)
+  assert inverse_log_det_one.shape == x.shape[:1]
+  np.testing.assert_allclose(flat(x_one), flat(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_direct_calls_refuse_other_ranks_integers_and_foreign_params(name):
+  case = CASES[name]
+  bijector = case.make()
+  x, context = make_inputs(case, jax.random.key(8))
+  params = jax.jit(bijector.init)(jax.random.key(9), x, context)
+  forward = bijector.forward_and_log_det
+  with pytest.raises(
+    ValueError, match=r"^\w+\.forward_and_log_det: the input has shape"
+  ) as refused:
+    forward(params, x[None], context)
+  assert str(case.event_shape) in str(refused.value)
+  with pytest.raises(ValueError, match=r"\.inverse_and_log_det: the input"):
+    bijector.inverse_and_log_det(params, jnp.zeros((2, 3, 5, 7, 11)), context)
+  with pytest.raises(ValueError, match="has dtype int32"):
+    forward(params, x.astype(jnp.int32), context)
+  with pytest.raises(ValueError, match="params were not made by this"):
+    forward({"other": jnp.zeros(3)}, x, context)
+  with pytest.raises(ValueError, match=r"^\w+\.init: the example must be a"):
+    bijector.init(jax.random.key(0), jnp.float32(1.0), context)

@@ -100,8 +100,26 @@ def test_flow_objective_refuses_integer_pixels_declared_continuous(
 ):
   flow, params, _ = unconditional
   objective = objectives.flow_nll(flow.log_prob, n_bits=None)
-  with pytest.raises(ValueError, match="n_bits"):
-    objective(params, {"image": pixels()}, KEY)
+  for run in (objective, jax.jit(objective)):
+    with pytest.raises(ValueError, match="n_bits"):
+      run(params, {"image": pixels()}, KEY)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_flow_objective_refuses_scaled_pixels_and_no_key_under_jit_too(
+  unconditional, jit
+):
+  """Pixels already scaled to [0, 1) once scored 9.863 bits/dim under
+  ``jit`` (the value checks need concrete arrays); the dtype tells."""
+  flow, params, _ = unconditional
+  objective = objectives.flow_nll(flow.log_prob, n_bits=8)
+  run = jax.jit(objective) if jit else objective
+  with pytest.raises(ValueError, match="pixels come as integer levels"):
+    run(params, {"image": pixels() / 256.0}, KEY)
+  with pytest.raises(ValueError, match="key is None"):
+    run(params, {"image": pixels()}, None)
+  loss, _ = run(params, {"image": pixels()}, KEY)
+  assert np.isfinite(float(loss))
 
 
 # A NaN in the init batch.
@@ -136,12 +154,14 @@ def foreign_params(kind, params, x):
 
 
 @pytest.mark.parametrize("kind", ["None", "empty", "other glow", "actnorm {}"])
-@pytest.mark.parametrize("method", ["log_prob", "encode", "sample"])
+@pytest.mark.parametrize("method", ["log_prob", "encode", "sample", "jit"])
 def test_params_not_from_this_flow_are_refused(unconditional, kind, method):
   flow, params, x = unconditional
   given, detail = foreign_params(kind, params, x)
   if method == "sample":
     call = lambda: flow.sample(given, KEY, 2)  # noqa: E731
+  elif method == "jit":
+    call = lambda: jax.jit(flow.log_prob)(given, x)  # noqa: E731
   else:
     call = lambda: getattr(flow, method)(given, x)  # noqa: E731
   with pytest.raises(ValueError, match="not made by this flow's init") as info:
@@ -203,8 +223,15 @@ def test_conditional_flow_refuses_missing_and_mis_shaped_contexts(conditional):
     with pytest.raises(ValueError, match=message):
       call()
   # None of them is a Flax scope error, under jit either.
-  with pytest.raises(ValueError, match="got no context"):
-    jax.jit(flow.log_prob)(params, x)
+  log_prob = jax.jit(flow.log_prob)
+  for given, message in (
+    (None, "got no context"),
+    (jnp.ones((BATCH, 5)), r"got a context of shape \(batch, 5\)"),
+    (jnp.arange(BATCH), "dtype int32"),
+    (context[:1], r"got shape \(1, 3\)"),
+  ):
+    with pytest.raises(ValueError, match=message):
+      log_prob(params, x, given)
 
 
 def test_unconditional_flow_refuses_a_context(unconditional):

@@ -10,6 +10,7 @@ from flowjax_gen.bijectors.activations import (
 from flowjax_gen.bijectors.autoregressive import masked_autoregressive
 from flowjax_gen.bijectors.base import Bijector
 from flowjax_gen.bijectors.blockwise import concatenate, stack
+from flowjax_gen.bijectors.checks import event_shape
 from flowjax_gen.bijectors.compose import (
   chain,
   invert,
@@ -55,6 +56,7 @@ __all__ = [
   "concatenate",
   "conv1x1",
   "conv1x1_lu",
+  "event_shape",
   "exp",
   "gaussian_split_prior",
   "invert",

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from flowjax_gen.bijectors.base import Bijector, event_sum, no_params_init
+from flowjax_gen.bijectors.checks import checked
 from flowjax_gen.typing import Array, Context
 
 _LOG2 = math.log(2.0)
@@ -47,6 +48,7 @@ def _log_cosh(z: Array) -> Array:
   return jnp.logaddexp(z, -z) - _LOG2
 
 
+@checked
 def tanh() -> Bijector:
   """Hyperbolic tangent, R -> (-1, 1).
 
@@ -67,6 +69,7 @@ def tanh() -> Bijector:
   return _fixed(lambda x: (jnp.tanh(x), log_deriv(x)), inverse)
 
 
+@checked
 def softplus() -> Bijector:
   """Softplus, R -> (0, inf).
 
@@ -82,6 +85,7 @@ def softplus() -> Bijector:
   return _fixed(lambda x: (jax.nn.softplus(x), jax.nn.log_sigmoid(x)), inverse)
 
 
+@checked
 def exp() -> Bijector:
   """Exponential, R -> (0, inf).
 
@@ -96,6 +100,7 @@ def exp() -> Bijector:
   return _fixed(lambda x: (jnp.exp(x), x), inverse)
 
 
+@checked
 def leaky_relu(negative_slope: float = 0.01) -> Bijector:
   """Leaky ReLU with a fixed slope ``a > 0`` below zero, R -> R.
 
@@ -135,6 +140,7 @@ def leaky_relu(negative_slope: float = 0.01) -> Bijector:
   return _fixed(forward, inverse)
 
 
+@checked
 def sinh_arcsinh(
   *, skewness: float = 0.0, tailweight: float = 1.0, learned: bool = False
 ) -> Bijector:

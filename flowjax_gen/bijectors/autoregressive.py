@@ -31,6 +31,8 @@ import jax.numpy as jnp
 from flowjax_gen._checks import check_choice
 from flowjax_gen.bijectors import transformers
 from flowjax_gen.bijectors.base import Bijector, event_sum
+from flowjax_gen.bijectors.checks import checked
+from flowjax_gen.bijectors.spline import DEFAULT_BOUND
 from flowjax_gen.typing import Context, apply_output
 
 TRANSFORMERS = ("affine", "spline")
@@ -46,13 +48,14 @@ def _check_vectors(name: str, x: jax.Array) -> None:
     )
 
 
+@checked
 def masked_autoregressive(
   make_conditioner: MADEFactory,
   *,
   transformer: str = "affine",
   scale_fn: str = "exp_tanh",
   num_bins: int = 8,
-  bound: float = 3.0,
+  bound: float = DEFAULT_BOUND,
 ) -> Bijector:
   """A masked autoregressive layer on ``(batch, D)`` vectors (MAF).
 

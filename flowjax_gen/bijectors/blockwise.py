@@ -23,6 +23,7 @@ import numpy as np
 
 from flowjax_gen._checks import check_positive_int
 from flowjax_gen.bijectors.base import Bijector, zero_log_det
+from flowjax_gen.bijectors.checks import checked
 from flowjax_gen.typing import Context
 
 
@@ -72,6 +73,7 @@ def _blockwise(bijectors, split, merge, size: int) -> Bijector:
   return Bijector(init, forward, inverse)
 
 
+@checked
 def concatenate(
   bijectors: Sequence[Bijector], sizes: Sequence[int]
 ) -> Bijector:
@@ -100,6 +102,7 @@ def concatenate(
   )
 
 
+@checked
 def stack(bijectors: Sequence[Bijector]) -> Bijector:
   """Member ``i`` maps entry ``x[..., i]`` (the last axis is dropped for it,
   so a vector event gives each member a scalar event); see the module

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 from flowjax_gen._checks import check_even, check_positive_int
 from flowjax_gen.bijectors.base import Bijector, forward_in_mode, zero_log_det
+from flowjax_gen.bijectors.checks import checked
 from flowjax_gen.bijectors.invertible_backprop import (
   Transform,
   reconstructing_scan,
@@ -29,6 +30,7 @@ def _has_stats(bijectors: Sequence[Bijector]) -> bool:
   return any(b.update_stats is not None for b in bijectors)
 
 
+@checked
 def chain(*bijectors: Bijector) -> Bijector:
   """Applies ``bijectors`` left to right; params are a tuple, one per member.
 
@@ -82,6 +84,7 @@ def chain(*bijectors: Bijector) -> Bijector:
   )
 
 
+@checked
 def invert(bijector: Bijector) -> Bijector:
   """Swaps the directions: forward becomes ``bijector``'s inverse.
 
@@ -154,6 +157,7 @@ def invertible_scan(
   )
 
 
+@checked
 def scan(
   bijector: Bijector,
   num_steps: int,
@@ -297,6 +301,7 @@ def _split_channels(h: jax.Array, level: int):
   return h[..., :half], h[..., half:]
 
 
+@checked
 def multiscale(levels: Sequence[Bijector]) -> Bijector:
   """Multi-scale architecture with factor-out (RealNVP §3.6, Glow §3).
 

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from flowjax_gen.bijectors.base import Bijector, event_sum, no_params_init
+from flowjax_gen.bijectors.checks import checked
 from flowjax_gen.typing import Context
 
 
@@ -24,6 +25,7 @@ def _event_size(x: jax.Array) -> int:
   return math.prod(x.shape[1:])
 
 
+@checked
 def shift(amount: float) -> Bijector:
   """Fixed shift, e.g. centring data in [0, 1) to [-0.5, 0.5) (Glow).
 
@@ -42,6 +44,7 @@ def shift(amount: float) -> Bijector:
   return Bijector(no_params_init, forward, inverse)
 
 
+@checked
 def scalar_affine(*, shift: float = 0.0, scale: float = 1.0) -> Bijector:
   """Fixed scalar affine map ``y = scale * x + shift``.
 
@@ -69,6 +72,7 @@ def scalar_affine(*, shift: float = 0.0, scale: float = 1.0) -> Bijector:
   return Bijector(no_params_init, forward, inverse)
 
 
+@checked
 def scale() -> Bijector:
   """Learned diagonal scaling, NICE's last layer (Dinh et al. 2014, §3.3).
 
@@ -96,6 +100,7 @@ def scale() -> Bijector:
   return Bijector(init, forward, inverse)
 
 
+@checked
 def sigmoid() -> Bijector:
   """Logistic sigmoid, R -> (0, 1).
 
@@ -116,6 +121,7 @@ def sigmoid() -> Bijector:
   return Bijector(no_params_init, forward, inverse)
 
 
+@checked
 def logit(alpha: float = 0.05) -> Bijector:
   """RealNVP's pre-processing (Dinh et al. 2017, §4.1), (0, 1) -> R.
 

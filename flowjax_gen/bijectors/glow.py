@@ -18,10 +18,12 @@ from jax.scipy.linalg import solve_triangular
 
 from flowjax_gen._checks import check_min_rank
 from flowjax_gen.bijectors.base import Bijector, no_params_init, num_positions
+from flowjax_gen.bijectors.checks import checked
 from flowjax_gen.bijectors.compose import invert
 from flowjax_gen.typing import Context
 
 
+@checked
 def actnorm(*, eps: float = 1e-6) -> Bijector:
   """Activation normalisation with data-dependent initialisation (§3.1).
 
@@ -73,6 +75,7 @@ def _mix_channels(x: jax.Array, weight: jax.Array) -> jax.Array:
   return jnp.einsum("...j,ij->...i", x, weight)
 
 
+@checked
 def conv1x1() -> Bijector:
   """Invertible 1x1 convolution with a full weight matrix ``W`` (§3.2).
 
@@ -105,6 +108,7 @@ def conv1x1() -> Bijector:
   return Bijector(init, forward, inverse)
 
 
+@checked
 def conv1x1_lu() -> Bijector:
   """LU-parameterised invertible 1x1 convolution (§3.2, "LU decomposition").
 
@@ -180,6 +184,7 @@ def _permutation(order_fn) -> Bijector:
   return Bijector(no_params_init, forward, inverse)
 
 
+@checked
 def permutation(indices) -> Bijector:
   """A fixed permutation ``pi`` of the last axis (features or channels).
 
@@ -216,6 +221,7 @@ def permutation(indices) -> Bijector:
   return _permutation(order_fn)
 
 
+@checked
 def reverse() -> Bijector:
   """Reverses the channel order (RealNVP/Glow's "reverse" permutation).
 
@@ -225,6 +231,7 @@ def reverse() -> Bijector:
   return _permutation(lambda channels: np.arange(channels)[::-1])
 
 
+@checked
 def shuffle(seed: int = 0) -> Bijector:
   """A fixed random channel permutation drawn from ``seed`` (Glow's "shuffle").
 
@@ -239,6 +246,7 @@ def shuffle(seed: int = 0) -> Bijector:
   )
 
 
+@checked
 def squeeze() -> Bijector:
   """2x2 space-to-depth: ``(N, H, W, C) -> (N, H/2, W/2, 4C)`` (RealNVP §3.6).
 
@@ -279,11 +287,13 @@ def squeeze() -> Bijector:
   return Bijector(no_params_init, forward, inverse)
 
 
+@checked
 def unsqueeze() -> Bijector:
   """Depth-to-space, the inverse of :func:`squeeze`."""
   return invert(squeeze())
 
 
+@checked
 def reshape(
   event_shape_in: tuple[int, ...], event_shape_out: tuple[int, ...]
 ) -> Bijector:

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 
 from flowjax_gen._checks import check_min_rank
 from flowjax_gen.bijectors.base import Bijector, num_positions
+from flowjax_gen.bijectors.checks import checked
 from flowjax_gen.typing import Context
 
 
@@ -38,6 +39,7 @@ def _moments(x: jax.Array) -> tuple[jax.Array, jax.Array]:
   return jnp.mean(x, axis=axes), jnp.var(x, axis=axes)
 
 
+@checked
 def batch_norm(
   *,
   use_running_average: bool = False,

@@ -18,10 +18,12 @@ import jax.numpy as jnp
 
 from flowjax_gen._checks import check_min_rank
 from flowjax_gen.bijectors.base import Bijector, num_positions
+from flowjax_gen.bijectors.checks import checked
 from flowjax_gen.nets.conditioners import ZeroConv
 from flowjax_gen.typing import Context
 
 
+@checked
 def gaussian_split_prior(
   make_net: Callable[[int], nn.Module] = ZeroConv,
 ) -> Bijector:
@@ -73,6 +75,7 @@ def gaussian_split_prior(
   return Bijector(init, forward, inverse)
 
 
+@checked
 def learned_prior() -> Bijector:
   """Learned (optionally class-conditional) prior on the top latent (Glow).
 

@@ -47,7 +47,13 @@ import jax.numpy as jnp
 
 from flowjax_gen._checks import check_positive_int
 from flowjax_gen.bijectors.base import Bijector, event_sum
+from flowjax_gen.bijectors.checks import checked
 from flowjax_gen.typing import Array, Context
+
+# The half-width ``B`` of the spline interval, one default for every spline
+# bijector and model: standardised features and Glow's activations rarely
+# leave [-4, 4], where beyond it the map is the identity.
+DEFAULT_BOUND = 4.0
 
 MIN_BIN_SIZE = 1e-3  # fraction of 2 B, for widths and heights (the paper's)
 MIN_DERIVATIVE = 1e-3
@@ -191,8 +197,9 @@ def split_spline_params(h: Array, num_bins: int) -> tuple[Array, Array, Array]:
   )
 
 
+@checked
 def rational_quadratic_spline(
-  num_bins: int = 8, *, bound: float = 3.0
+  num_bins: int = 8, *, bound: float = DEFAULT_BOUND
 ) -> Bijector:
   """Elementwise rational-quadratic spline with learned parameters.
 

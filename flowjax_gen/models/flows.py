@@ -47,7 +47,7 @@ from flowjax_gen.bijectors import (
   squeeze,
 )
 from flowjax_gen.bijectors.base import forward_in_mode
-from flowjax_gen.bijectors.spline import check_spline_args
+from flowjax_gen.bijectors.spline import DEFAULT_BOUND, check_spline_args
 from flowjax_gen.models.contract import (
   ParamsContract,
   cast_floating,
@@ -65,7 +65,7 @@ COUPLINGS = ("affine", "additive", "spline")
 # What glow(..., num_bins=None, bound=None) uses. Its spline couplings act after
 # actnorm, whose data-dependent init gives unit variance per channel: most
 # entries lie inside [-4, 4].
-GLOW_SPLINE_DEFAULTS = {"num_bins": 8, "bound": 4.0}
+GLOW_SPLINE_DEFAULTS = {"num_bins": 8, "bound": DEFAULT_BOUND}
 
 
 class Flow(NamedTuple):

@@ -28,6 +28,7 @@ from flowjax_gen.bijectors import (
   shuffle,
   spline_coupling,
 )
+from flowjax_gen.bijectors.spline import DEFAULT_BOUND
 from flowjax_gen.models.flows import Flow, make_flow
 from flowjax_gen.nets.conditioners import MLP
 from flowjax_gen.nets.made import MADE
@@ -62,7 +63,7 @@ def nsf(
   num_layers: int = 4,
   hidden_features: Sequence[int] = (64, 64),
   num_bins: int = 8,
-  bound: float = 4.0,
+  bound: float = DEFAULT_BOUND,
   permutation: str = "reverse",
 ) -> Flow:
   """Neural spline flow with rational-quadratic couplings (RQ-NSF (C)).
@@ -105,7 +106,7 @@ def maf(
   transformer: str = "affine",
   scale_fn: str = "exp_tanh",
   num_bins: int = 8,
-  bound: float = 4.0,
+  bound: float = DEFAULT_BOUND,
   permutation: str = "reverse",
 ) -> Flow:
   """Masked autoregressive flow (MAF; with splines, RQ-NSF (AR)).

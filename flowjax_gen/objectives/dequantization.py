@@ -41,7 +41,12 @@ import jax.numpy as jnp
 from flowjax_gen._checks import check_positive_int
 from flowjax_gen.models.dequantization import Dequantizer
 from flowjax_gen.objectives.likelihood import bits_per_dim, nll_nats, num_dims
-from flowjax_gen.preprocess import check_n_bits, flow_inputs, reduce_bits
+from flowjax_gen.preprocess import (
+  check_bound_inputs,
+  check_n_bits,
+  flow_inputs,
+  reduce_bits,
+)
 from flowjax_gen.typing import Objective
 
 DEQUANTIZATIONS = ("uniform", "variational")
@@ -60,6 +65,7 @@ def variational_inputs(
   ``q(u | x_int)`` (``params`` are the dequantiser's), the flow's context
   and ``log q(u | x_int)`` per example."""
   check_n_bits(n_bits)
+  check_bound_inputs("variational dequantisation", batch["image"], key)
   grid = reduce_bits(batch["image"], n_bits) / 2**n_bits
   u, log_q = dequantizer.sample(params, key, grid)
   x, context = flow_inputs(

@@ -24,7 +24,7 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
-from flowjax_gen.preprocess import check_n_bits, flow_inputs
+from flowjax_gen.preprocess import check_bound_inputs, check_n_bits, flow_inputs
 from flowjax_gen.typing import Objective
 
 
@@ -65,7 +65,8 @@ def flow_bits_per_dim(
 
   ``n_bits=None`` declares the data continuous; integer pixels are then
   refused, since a density of the raw levels is no likelihood of discrete
-  data (checked from the dtype, when traced).
+  data (checked from the dtype, when traced). With ``n_bits`` set, float
+  images and ``key=None`` are refused (``preprocess.check_bound_inputs``).
   """
   image = batch["image"]
   if n_bits is None and not jnp.issubdtype(
@@ -76,6 +77,8 @@ def flow_bits_per_dim(
       f"dtype {jnp.result_type(image)}: pass n_bits (1..8) to dequantise "
       "the pixel levels (--config.n_bits=8 for experiments/train.py)."
     )
+  if n_bits is not None:
+    check_bound_inputs("flow_nll", image, key)
   x, context = flow_inputs(batch, key, n_bits=n_bits, num_classes=num_classes)
   log_prob = log_prob_fn(params, x, context)
   dims = num_dims(x)
