@@ -18,7 +18,8 @@ this, so the packages cannot form cycles):
  4. ``preprocess``: batch -> model inputs (dequantisation, bit reduction,
     scalings), one place for every family.
  5. ``nets``: Flax bodies (conditioners, encoders, decoders, ...).
- 6. ``bijectors``: the protocol, the layers and their compositions.
+ 6. ``bijectors``: the protocol, the layers and their compositions;
+    ``testing``: the bijector contract as one call, for your own bijectors.
  7. ``models``: flows, auto-encoders, VAEs, GANs, the classifier, and the
     one model registry.
  8. ``data``: sources and the checkpointable batch iterator.

@@ -27,7 +27,7 @@ LAYERS = (
   ("distributions",),
   ("preprocess",),
   ("nets",),
-  ("bijectors",),
+  ("bijectors", "testing"),
   ("models",),
   ("data",),
   ("objectives",),

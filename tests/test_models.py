@@ -7,6 +7,7 @@ import inspect
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from registry import perturb
 
 from flowjax_gen import models
@@ -73,8 +74,8 @@ def test_sampling_temperature_and_class_context():
 
 def test_realnvp_batch_norm_training_and_evaluation_modes():
   kwargs = dict(levels=2, num_blocks=1, features=8)
-  train = models.realnvp((8, 8, 1), **kwargs)
-  evaluate = models.realnvp((8, 8, 1), use_running_average=True, **kwargs)
+  train = models.realnvp((8, 8, 1), use_running_average=False, **kwargs)
+  evaluate = models.realnvp((8, 8, 1), **kwargs)
   x = jax.random.uniform(
     jax.random.key(0), (16, 8, 8, 1), minval=0.1, maxval=0.6
   )
@@ -215,3 +216,72 @@ def test_glow_spline_coupling_settings():
     models.glow((8, 8, 1), coupling="spline", num_bins=0)
   with np.testing.assert_raises_regex(ValueError, "bound"):
     models.glow((8, 8, 1), coupling="spline", bound=-1.0)
+
+
+FLOW_FACTORIES = {
+  "nice": lambda: models.nice((64,), hidden_features=(16,)),
+  "realnvp": lambda: models.realnvp(
+    (8, 8, 1), levels=2, num_blocks=1, features=8
+  ),
+  "glow": lambda: models.glow(
+    (8, 8, 1), levels=2, steps_per_level=2, hidden_channels=8
+  ),
+  "glow_spline": lambda: models.glow(
+    (8, 8, 1),
+    levels=1,
+    steps_per_level=2,
+    hidden_channels=8,
+    coupling="spline",
+  ),
+  "nsf": lambda: models.nsf((64,), hidden_features=(16,)),
+  "maf": lambda: models.maf((64,), hidden_features=(16,)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLOW_FACTORIES))
+def test_log_density_of_an_example_does_not_depend_on_its_batch(name):
+  """RealNVP's batch norm once scored two examples [-1.158, -0.750] in a
+  batch of 64 and [-1.014, -0.785] on their own; by default every flow
+  uses running statistics, and only ``training=True`` the batch's."""
+  flow = FLOW_FACTORIES[name]()
+  shape = (64, *flow.event_shape)
+  x = jax.random.uniform(jax.random.key(0), shape, minval=0.05, maxval=0.95)
+  params = perturb(jax.jit(flow.init)(jax.random.key(1), x), jax.random.key(2))
+  shifted = x * 0.8 + 0.1  # other statistics than the init batch's
+  log_prob = jax.jit(flow.log_prob)
+  np.testing.assert_allclose(
+    np.asarray(log_prob(params, shifted[:2])),
+    np.asarray(log_prob(params, shifted))[:2],
+    rtol=1e-5,
+    atol=1e-4,
+  )
+
+
+def test_one_set_of_safe_defaults():
+  """Every coupling and factory defaults to the bounded exp(tanh) scale,
+  and every spline to one bound."""
+  from flowjax_gen import bijectors as fb  # noqa: PLC0415
+  from flowjax_gen.bijectors.spline import DEFAULT_BOUND  # noqa: PLC0415
+  from flowjax_gen.models.flows import GLOW_SPLINE_DEFAULTS  # noqa: PLC0415
+
+  def default(factory, name):
+    return inspect.signature(factory).parameters[name].default
+
+  for factory in (
+    fb.affine_coupling,
+    fb.masked_autoregressive,
+    models.glow,
+    models.realnvp,
+    models.maf,
+    models.variational_dequantizer,
+  ):
+    assert default(factory, "scale_fn") == "exp_tanh", factory.__name__
+  for factory in (
+    fb.rational_quadratic_spline,
+    fb.spline_coupling,
+    fb.masked_autoregressive,
+    models.nsf,
+    models.maf,
+  ):
+    assert default(factory, "bound") == DEFAULT_BOUND, factory.__name__
+  assert GLOW_SPLINE_DEFAULTS["bound"] == DEFAULT_BOUND

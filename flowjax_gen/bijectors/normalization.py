@@ -42,7 +42,7 @@ def _moments(x: jax.Array) -> tuple[jax.Array, jax.Array]:
 @checked
 def batch_norm(
   *,
-  use_running_average: bool = False,
+  use_running_average: bool = True,
   momentum: float = 0.05,
   eps: float = 1e-4,
 ) -> Bijector:
@@ -50,8 +50,9 @@ def batch_norm(
 
   Args:
     use_running_average: the default mode: the running averages (``True``,
-      evaluation) or the batch statistics (``False``, training); a call's
-      ``training=`` overrides it.
+      so an example's density does not depend on the batch it comes in) or
+      the batch statistics (``False``); a call's ``training=`` overrides
+      it, and training objectives pass ``training=True``.
     momentum: weight of the new batch in ``update_stats``, in (0, 1].
     eps: variance floor inside the square root, > 0.
   """

@@ -291,7 +291,7 @@ def realnvp(
   features: int = 64,
   scale_fn: str = "exp_tanh",
   use_batch_norm: bool = True,
-  use_running_average: bool = False,
+  use_running_average: bool = True,
   preprocess: str = "logit",
   alpha: float = 0.05,
 ) -> Flow:
@@ -315,8 +315,10 @@ def realnvp(
     features: conditioner width.
     scale_fn: coupling scale function (see ``bijectors.coupling``).
     use_batch_norm: add a batch-norm bijector after every coupling.
-    use_running_average: batch-norm mode; ``False`` to train, ``True`` to
-      evaluate and sample (same params).
+    use_running_average: the batch-norm mode of calls that do not choose:
+      ``True`` (running averages: densities independent of the batch) or
+      ``False`` (batch statistics); ``log_prob(..., training=True)``, as
+      the training objective calls it, uses batch statistics either way.
     preprocess: ``"logit"`` (paper), ``"center"`` or ``"none"``.
     alpha: logit boundary margin.
   """

@@ -4,10 +4,18 @@ Experiment configs, checkpoints, the training tasks and the evaluation tool
 all build models through ``build_model``; keyword arguments are checked
 against the factory's signature, so an unknown name is refused with the
 list of the factory's arguments.
+
+Besides the registered names, ``config.model`` may name a flow factory of
+your own, ``"package.module:factory"``: any importable callable
+``factory(event_shape, **model_kwargs)`` that returns a ``Flow``
+(``models.make_flow``). It trains, resumes and evaluates like the built-in
+flows; the processes that train and evaluate it must be able to import it.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -44,29 +52,70 @@ MODELS = tuple(REGISTRY)
 FLOWS = {name: e.factory for name, e in REGISTRY.items() if e.family == "flow"}
 
 
+def _entry(name: str) -> Entry:
+  """The registered entry of ``name``, or the flow factory that a name
+  ``"package.module:factory"`` imports."""
+  if name in REGISTRY:
+    return REGISTRY[name]
+  if isinstance(name, str) and ":" in name:
+    return _imported_flow(name)
+  raise ValueError(
+    f"config.model must be one of {MODELS}, or a flow factory of your own "
+    f"as 'package.module:factory'; got {name!r}."
+  )
+
+
+@functools.cache
+def _imported_flow(name: str) -> Entry:
+  """``"package.module:factory"``: a factory ``factory(event_shape,
+  **kwargs) -> Flow`` from an importable module (cached: the module is
+  imported once)."""
+  module_name, _, attribute = name.partition(":")
+  try:
+    module = importlib.import_module(module_name)
+  except ImportError as error:
+    raise ValueError(
+      f"config.model = {name!r}: cannot import {module_name!r} ({error}); "
+      "put its package on PYTHONPATH (or install it)."
+    ) from error
+  factory = getattr(module, attribute, None)
+  if not callable(factory):
+    raise ValueError(
+      f"config.model = {name!r}: {module_name} has no callable {attribute!r}."
+    )
+  parameters = list(inspect.signature(factory).parameters.values())
+  if not parameters or parameters[0].kind not in (
+    inspect.Parameter.POSITIONAL_ONLY,
+    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+  ):
+    raise ValueError(
+      f"config.model = {name!r}: a flow factory takes the event shape as "
+      "its first argument, factory(event_shape, **model_kwargs) -> Flow."
+    )
+  return Entry("flow", factory)
+
+
 def family_of(name: str) -> str:
   """The family of a ``config.model`` name."""
-  if name not in REGISTRY:
-    raise ValueError(f"config.model must be one of {MODELS}; got {name!r}.")
-  return REGISTRY[name].family
+  return _entry(name).family
 
 
 def factory_arguments(name: str) -> list[str]:
   """The keyword arguments ``name``'s factory takes (beyond the shape)."""
-  family_of(name)
-  parameters = inspect.signature(REGISTRY[name].factory).parameters
-  return [p for p in parameters if p != "event_shape"]
+  parameters = list(inspect.signature(_entry(name).factory).parameters)
+  return parameters[1:]
 
 
 def factory_defaults(name: str) -> dict[str, Any]:
   """The default of each keyword argument of ``name``'s factory that has
   one."""
-  family_of(name)
-  parameters = inspect.signature(REGISTRY[name].factory).parameters
+  parameters = list(
+    inspect.signature(_entry(name).factory).parameters.values()
+  )[1:]
   return {
     p.name: p.default
-    for p in parameters.values()
-    if p.name != "event_shape" and p.default is not inspect.Parameter.empty
+    for p in parameters
+    if p.default is not inspect.Parameter.empty
   }
 
 
@@ -90,7 +139,13 @@ def build_model(
     raise ValueError(
       f"model_kwargs {unknown} are not arguments of {name}; allowed: {allowed}."
     )
-  return REGISTRY[name].factory(tuple(event_shape), **kwargs)
+  model = _entry(name).factory(tuple(event_shape), **kwargs)
+  if name not in REGISTRY and not isinstance(model, Flow):
+    raise ValueError(
+      f"config.model = {name!r} returned a {type(model).__name__}; a "
+      "factory of your own must return a Flow (models.make_flow)."
+    )
+  return model
 
 
 def build_flow(
@@ -109,8 +164,11 @@ def build_flow(
     evaluation: build the evaluation variant (batch-norm bijectors on
       running averages); the params are the same.
   """
-  if name not in FLOWS:
-    raise ValueError(f"model must be one of {tuple(FLOWS)}; got {name!r}.")
+  if family_of(name) != "flow":
+    raise ValueError(
+      f"model must be one of {tuple(FLOWS)} or 'package.module:factory'; "
+      f"got {name!r}."
+    )
   kwargs = dict(kwargs or {})
   if evaluation and "use_running_average" in factory_arguments(name):
     kwargs["use_running_average"] = True
