@@ -12,14 +12,14 @@ when it is installed (``pip install -e ".[bench]"``); a peer that is missing
 or cannot express a workload is reported, not fatal. For each candidate:
 compile time, train-step time (median, min, max over the timed steps),
 log-likelihood throughput, peak memory, FLOPs per step and the fraction of
-the machine's attainable matmul and conv FLOP/s; then the speed ratios, the
-targets they are held to, and the depth checks: compile time and training
+the machine's attainable matmul and conv FLOP/s; then the speed ratios
+against the peers, and the depth checks: compile time and training
 memory of Glow at K = 32 against K = 8, with plain backprop, ``jax.checkpoint``
 per step and invertible backprop (inputs reconstructed from outputs).
 
-The machine is noisy (10-25% run to run): candidates are interleaved in
-rounds and only ratios within one run mean anything. Run nothing else
-meanwhile.
+The machine is noisy (10 to 25 per cent from run to run): candidates are
+interleaved in rounds and only ratios within one run mean anything. Run
+nothing else meanwhile.
 """
 
 from __future__ import annotations
@@ -279,7 +279,7 @@ def main(argv):
     summary += report.target_lines(name, checks)
   if DEPTH.value:
     report_json["depth"] = depth_checks(KNOWN["glow"])
-  print("== targets")
+  print("== speed ratios checked")
   print("\n".join(summary))
   with open(OUTPUT.value, "w") as f:
     json.dump(report_json, f, indent=1)

@@ -42,6 +42,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import distributed  # noqa: E402
 import failures  # noqa: E402
 
+# The multi-process and device flags (--num_cpu_devices, ...) in --helpshort.
+flags.adopt_module_key_flags(distributed)
+
 _WORKDIR = flags.DEFINE_string(
   "workdir", None, "training run directory.", required=True
 )

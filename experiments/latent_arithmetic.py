@@ -34,6 +34,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import distributed  # noqa: E402
 import failures  # noqa: E402
 
+# The multi-process and device flags (--num_cpu_devices, ...) in --helpshort.
+flags.adopt_module_key_flags(distributed)
+
 COMMANDS = ("encode", "vectors", "manipulate", "interpolate")
 
 _WORKDIR = flags.DEFINE_string(

@@ -1,10 +1,15 @@
-"""Trains a flow from a config file; rerunning the command resumes.
+"""Trains any model from a config file; rerunning the command resumes.
 
-  python experiments/train.py --config=experiments/configs/glow_digits.py \
+  python experiments/train.py --config=experiments/configs/glow_digits.py \\
       --workdir=workdirs/glow_digits
 
-Prints test bits/dim, writes checkpoints, samples (PNG), metrics (JSONL and
-TensorBoard events) and learning curves into ``--workdir``. After a loss
+Every family trains here: flows (``glow_*``, ``realnvp_*``, ``nice_*``, or a
+flow factory of your own, ``custom_flow.py``), auto-encoders (``ae_*``,
+``dae_*``), VAEs (``vae_*``), GANs (``gan_*``) and the classifier
+(``classifier_*``); see ``experiments/configs/``. Prints the test
+figures (bits/dim for likelihood models), writes checkpoints, samples
+(PNG), metrics (JSONL and TensorBoard events) and learning curves into
+``--workdir``. After a loss
 spike, ``--resume_step=S --skip_batches=N`` rolls the run back to checkpoint
 S and goes on past the next N batches (``training/loop.py``). Log records
 (orbax's included) go to ``train.log`` there; a run that fails prints one
@@ -30,6 +35,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import distributed  # noqa: E402
 import failures  # noqa: E402
 import host_memory  # noqa: E402
+
+# The multi-process and device flags (--num_cpu_devices, ...) in --helpshort.
+flags.adopt_module_key_flags(distributed)
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config",

@@ -1,4 +1,4 @@
-"""The benchmark's table, its ratios and the targets they are held to."""
+"""The benchmark's table, its ratios and the checks made of them."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def _fastest(results, keep) -> Optional[Result]:
 
 
 def targets(workload, results: Sequence[Result]) -> list[dict]:
-  """The issue's speed targets for ``workload``, each with its ratio."""
+  """The speed ratios checked for ``workload``, each with its value."""
   ours = _fastest(results, lambda r: r.library == OURS)
   if ours is None:
     return []

