@@ -155,6 +155,9 @@ def test_direct_calls_refuse_other_ranks_integers_and_foreign_params(name):
     bijector.inverse_and_log_det(params, jnp.zeros((2, 3, 5, 7, 11)), context)
   with pytest.raises(ValueError, match="has dtype int32"):
     forward(params, x.astype(jnp.int32), context)
+  # The same refusals at trace time under jit: shapes and dtypes only.
+  with pytest.raises(ValueError, match=r"\.forward_and_log_det: the input"):
+    jax.jit(forward)(params, x[None], context)
   with pytest.raises(ValueError, match="params were not made by this"):
     forward({"other": jnp.zeros(3)}, x, context)
   with pytest.raises(ValueError, match=r"^\w+\.init: the example must be a"):

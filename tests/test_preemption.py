@@ -2,7 +2,7 @@
 process at one agreed step, saves it, and the same command resumes to the
 model of a run that never stopped, bit for bit.
 
-The signals come from ``preemption_hooks`` (at a chosen point, for
+The signals come from ``fault_hooks`` (at a chosen point, for
 determinism) or from outside (``kill -TERM`` at a random time).
 """
 
@@ -16,8 +16,8 @@ import subprocess
 import sys
 import time
 
+import fault_hooks
 import numpy as np
-import preemption_hooks
 import pytest
 from finished_run import (
   FLAGS,
@@ -35,13 +35,13 @@ from flowjax_gen.training import preemption, reporting, workdir_lock
 
 pytestmark = pytest.mark.xdist_group("faults")
 
-WORKER = os.path.join(ROOT, "tests", "preemption_worker.py")
+WORKER = os.path.join(ROOT, "tests", "fault_worker.py")
 
 
 def _preempted(workdir, where: str, step: int, monkeypatch) -> int:
   """Trains with a signal at ``where`` of ``step``; the step it stopped at."""
   with monkeypatch.context() as patches:
-    preemption_hooks.install(where, step, patch=patches.setattr)
+    fault_hooks.install(where, step, patch=patches.setattr)
     with pytest.raises(preemption.Preempted) as stopped:
       _train(workdir)
   assert str(stopped.value) == (

@@ -103,6 +103,25 @@ def event_shape(bijector: Bijector) -> Optional[Any]:
   return shapes[0] if len(shapes) == 1 else list(shapes)
 
 
+def unchecked(bijector: Bijector) -> Bijector:
+  """``bijector`` with the checks of this module skipped, for a caller
+  that checks its inputs itself (a ``Flow`` checks events, contexts and
+  params against its own contract, with messages in its own terms)."""
+
+  def nested(function):
+    if function is None:
+      return None
+
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+      with _Outer():
+        return function(*args, **kwargs)
+
+    return run
+
+  return Bijector(*(nested(function) for function in bijector))
+
+
 def checked(factory: Callable[..., Bijector]) -> Callable[..., Bijector]:
   """Decorates a bijector factory so that its bijectors check direct
   calls (module docstring); the factory's name names them in errors."""

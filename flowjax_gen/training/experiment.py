@@ -59,6 +59,10 @@ class Experiment:
     self.test_source = _load_split(config, "test", config["num_test_examples"])
     for source in (self.train_source, self.test_source):
       check_data_kind(config, source)
+      if config["n_bits"] and not data.is_discrete(source):
+        # Float pixel levels, checked above to be integers in 0..255: the
+        # objectives take pixels as integers, as every source loads them.
+        source["image"] = np.asarray(source["image"]).astype(np.uint8)
     self.event_shape = data.event_shape(self.train_source)
     self.task = tasks.build_task(config, self.event_shape)
     self.mesh = data_mesh()

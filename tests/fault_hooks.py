@@ -1,4 +1,5 @@
-"""Preemption signals sent at chosen points of a training run.
+"""Faults injected at chosen points of a training run: preemption signals,
+slow steps and a disk that fills.
 
 ``install(where, step)`` patches the training code so that this process
 sends itself SIGTERM at one point of the run:
@@ -16,6 +17,7 @@ before the next poll and the stop lands where the test expects it.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
@@ -105,6 +107,22 @@ def install(
     patch(checkpoint.Checkpointer, "save", save)
   else:
     raise ValueError(f"where must be one of {WHERE}; got {where!r}.")
+
+
+def disk_full_at(
+  step: int, *, patch: Callable[[Any, str, Any], None] = setattr
+) -> None:
+  """Makes the save of ``step`` fail as a full disk does (``ENOSPC`` when
+  its checksums are written, after orbax has written the arrays), for
+  machines where a test cannot mount a small file system."""
+  original = checkpoint._write_checksums
+
+  def write_checksums(step_dir: str) -> None:
+    if os.path.basename(step_dir) == str(step):
+      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), step_dir)
+    original(step_dir)
+
+  patch(checkpoint, "_write_checksums", write_checksums)
 
 
 def slow_down(

@@ -1,10 +1,11 @@
-"""``experiments/train.py`` with a preemption signal at a chosen point.
+"""``experiments/train.py`` with a fault injected at a chosen point.
 
-  FLOWJAX_TEST_SIGNAL=where:step[:process] python tests/preemption_worker.py \
+  FLOWJAX_TEST_SIGNAL=where:step[:process] python tests/fault_worker.py \
       TRAIN_FLAGS...
 
-(``preemption_hooks``); ``FLOWJAX_TEST_STEP_SECONDS=s`` makes each step ``s``
-seconds longer. Without either it is ``train.py`` itself.
+(``fault_hooks``); ``FLOWJAX_TEST_STEP_SECONDS=s`` makes each step ``s``
+seconds longer and ``FLOWJAX_TEST_DISK_FULL_AT=step`` fails that step's save
+as a full disk does. Without them it is ``train.py`` itself.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "experiments"))
 sys.path.insert(0, HERE)
 
-import preemption_hooks  # noqa: E402
+import fault_hooks  # noqa: E402
 import train  # noqa: E402
 from absl import app  # noqa: E402
 
@@ -24,10 +25,13 @@ if __name__ == "__main__":
   spec = os.environ.get("FLOWJAX_TEST_SIGNAL")
   if spec:
     where, step, *process = spec.split(":")
-    preemption_hooks.install(
+    fault_hooks.install(
       where, int(step), process=int(process[0]) if process else None
     )
+  full = os.environ.get("FLOWJAX_TEST_DISK_FULL_AT")
+  if full:
+    fault_hooks.disk_full_at(int(full))
   seconds = os.environ.get("FLOWJAX_TEST_STEP_SECONDS")
   if seconds:
-    preemption_hooks.slow_down(float(seconds))
+    fault_hooks.slow_down(float(seconds))
   app.run(train.main)
