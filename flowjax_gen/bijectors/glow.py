@@ -69,10 +69,22 @@ def _random_rotation(key: jax.Array, channels: int, dtype) -> jax.Array:
   return q
 
 
+# Matmuls on the bijector's own data path run at full precision whatever
+# ``jax_default_matmul_precision`` says: at TPU's default (bfloat16 passes)
+# or TF32 on recent GPUs, ``W`` and ``W^{-1}`` stop being exact inverses and
+# ``decode(encode(x))`` drifts. Conditioners keep the default: their output
+# enters both directions identically.
+EXACT = jax.lax.Precision.HIGHEST
+
+
+def _matmul(a: jax.Array, b: jax.Array) -> jax.Array:
+  return jnp.matmul(a, b, precision=EXACT)
+
+
 def _mix_channels(x: jax.Array, weight: jax.Array) -> jax.Array:
   # A 1x1 convolution is a matmul over channels at every position; writing it
   # as one keeps XLA on its fast GEMM path instead of a tiny-kernel conv.
-  return jnp.einsum("...j,ij->...i", x, weight)
+  return jnp.einsum("...j,ij->...i", x, weight, precision=EXACT)
 
 
 @checked
@@ -153,7 +165,8 @@ def conv1x1_lu() -> Bijector:
     del context
     perm, lower, upper = factors(params)
     log_det = num_positions(x) * jnp.sum(params["log_s"])
-    return _mix_channels(x, perm @ lower @ upper), jnp.broadcast_to(
+    weight = _matmul(_matmul(perm, lower), upper)
+    return _mix_channels(x, weight), jnp.broadcast_to(
       log_det, x.shape[:1]
     )
 
@@ -163,7 +176,7 @@ def conv1x1_lu() -> Bijector:
     eye = jnp.eye(lower.shape[0], dtype=lower.dtype)
     # W^{-1} = U^{-1} L^{-1} Perm^T, from triangular solves on the identity.
     lower_inv = solve_triangular(lower, eye, lower=True, unit_diagonal=True)
-    w_inv = solve_triangular(upper, lower_inv @ perm.T, lower=False)
+    w_inv = solve_triangular(upper, _matmul(lower_inv, perm.T), lower=False)
     log_det = -num_positions(y) * jnp.sum(params["log_s"])
     return _mix_channels(y, w_inv), jnp.broadcast_to(log_det, y.shape[:1])
 
