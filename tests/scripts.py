@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -23,3 +24,44 @@ def run_python(args, *, env=None, timeout=600) -> subprocess.CompletedProcess:
     timeout=timeout,
     check=False,
   )
+
+
+def free_port() -> int:
+  with socket.socket() as probe:
+    probe.bind(("127.0.0.1", 0))
+    return probe.getsockname()[1]
+
+
+def run_processes(
+  args, count: int, *, env=None, timeout=600
+) -> list[tuple[int, str]]:
+  """``python *args`` as ``count`` processes of one ``jax.distributed`` run
+  on loopback (gloo), each with ``--process_id``; ``(status, stderr)`` of
+  each, never raising on a non-zero exit.
+
+  Each process compiles its own programs: with a shared persistent cache
+  one process may load what the other is still compiling, and the two then
+  wait on each other's collectives.
+  """
+  env = dict(os.environ if env is None else env)
+  env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+  env.pop("JAX_COMPILATION_CACHE_DIR", None)
+  port = free_port()
+  workers = [
+    subprocess.Popen(
+      [
+        sys.executable,
+        *args,
+        f"--coordinator_address=127.0.0.1:{port}",
+        f"--num_processes={count}",
+        f"--process_id={i}",
+      ],
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE,
+      text=True,
+      env=env,
+    )
+    for i in range(count)
+  ]
+  errors = [worker.communicate(timeout=timeout)[1] for worker in workers]
+  return [(w.returncode, e) for w, e in zip(workers, errors, strict=True)]

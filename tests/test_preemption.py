@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from finished_run import (
   _same_final_model,
   _train,
 )
-from scripts import ROOT, run_python
+from scripts import ROOT, run_processes, run_python
 
 from flowjax_gen import checkpoint, runs
 from flowjax_gen.training import preemption, reporting, workdir_lock
@@ -157,41 +156,19 @@ def _logged(workdir) -> list[tuple[int, str]]:
   return [(r["step"], r["split"]) for r in reporting.read_metrics(workdir)]
 
 
-def _free_port() -> int:
-  with socket.socket() as probe:
-    probe.bind(("127.0.0.1", 0))
-    return probe.getsockname()[1]
-
-
 def _two_processes(workdir, signal_at: str = "") -> list[tuple[int, str]]:
-  """Runs the preemption worker as two processes (2 CPU devices each, gloo)
-  on ``workdir``; ``(status, stderr)`` of each."""
-  port = _free_port()
-  # Each process compiles its own programs: with a shared persistent cache
-  # one may load what the other is still compiling and both then wait.
-  env = _env(FLOWJAX_TEST_SIGNAL=signal_at)
-  env.pop("JAX_COMPILATION_CACHE_DIR", None)
-  workers = [
-    subprocess.Popen(
-      [
-        sys.executable,
-        WORKER,
-        *_flags(workdir),
-        "--config.eval_batch_size=4",
-        "--num_cpu_devices=2",
-        f"--coordinator_address=127.0.0.1:{port}",
-        "--num_processes=2",
-        f"--process_id={i}",
-      ],
-      stdout=subprocess.DEVNULL,
-      stderr=subprocess.PIPE,
-      text=True,
-      env=env,
-    )
-    for i in range(2)
-  ]
-  errors = [worker.communicate(timeout=600)[1] for worker in workers]
-  return [(w.returncode, e) for w, e in zip(workers, errors, strict=True)]
+  """The fault worker as two processes (2 CPU devices each, gloo) on
+  ``workdir``; ``(status, stderr)`` of each."""
+  return run_processes(
+    [
+      WORKER,
+      *_flags(workdir),
+      "--config.eval_batch_size=4",
+      "--num_cpu_devices=2",
+    ],
+    2,
+    env=dict(os.environ, FLOWJAX_TEST_SIGNAL=signal_at),
+  )
 
 
 @pytest.mark.slow

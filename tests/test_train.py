@@ -10,7 +10,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from scripts import ROOT, run_python
+from scripts import ROOT, run_processes, run_python
 
 from flowjax_gen import runs
 from flowjax_gen.models import registry as model_registry
@@ -238,12 +237,6 @@ def test_kill_at_random_step_then_resume_is_bit_identical(tmp_path):
   assert "importance-weighted bound with k = 4" in evaluation["definition"]
 
 
-def _free_port() -> int:
-  with socket.socket() as probe:
-    probe.bind(("127.0.0.1", 0))
-    return probe.getsockname()[1]
-
-
 def _failure_excerpt(stderr: str) -> str:
   """The lines of a crashed process that say why, not its module list."""
   lines = stderr.splitlines()
@@ -274,34 +267,10 @@ def test_two_processes_match_one_process(tmp_path):
     ]
   )
   assert one.returncode == 0, one.stderr[-3000:]
-  port = _free_port()
-  env = dict(os.environ, PYTHONPATH=ROOT)
-  # Each process must compile the same programs: with a shared persistent
-  # cache one process may load what the other is still compiling, and the
-  # two then wait on each other's collectives.
-  env.pop("JAX_COMPILATION_CACHE_DIR", None)
-  workers = [
-    subprocess.Popen(
-      [
-        sys.executable,
-        TRAIN,
-        *common,
-        f"--workdir={tmp_path / 'two'}",
-        f"--coordinator_address=127.0.0.1:{port}",
-        "--num_processes=2",
-        f"--process_id={i}",
-      ],
-      stdout=subprocess.PIPE,
-      stderr=subprocess.PIPE,
-      text=True,
-      env=env,
-    )
-    for i in range(2)
-  ]
-  for i, worker in enumerate(workers):
-    _, err = worker.communicate(timeout=600)
+  results = run_processes([TRAIN, *common, f"--workdir={tmp_path / 'two'}"], 2)
+  for i, (status, err) in enumerate(results):
     (tmp_path / f"process_{i}.stderr").write_text(err)
-    assert worker.returncode == 0, _failure_excerpt(err)
+    assert status == 0, _failure_excerpt(err)
 
   def losses(workdir):
     records = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
