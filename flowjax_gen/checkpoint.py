@@ -90,6 +90,7 @@ def check_or_write_config(
   overwrite: bool = False,
   write: bool = True,
   keep: tuple[str, ...] = (),
+  migrate: Optional[Callable[[dict], dict]] = None,
 ) -> bool:
   """Records ``config`` in ``workdir`` or checks it against the recorded one.
 
@@ -107,6 +108,8 @@ def check_or_write_config(
       ``overwrite``, clears), so that a run which fails before it starts
       training leaves no record behind.
     keep: names in ``workdir`` that ``overwrite`` leaves (the run's lock).
+    migrate: applied to the recorded config before the comparison (the
+      defaults of fields added since it was recorded).
 
   Returns:
     ``True`` if the workdir already held this run (resume), else ``False``.
@@ -120,6 +123,8 @@ def check_or_write_config(
   if os.path.exists(path):
     with open(path) as f:
       recorded = json.load(f)
+    if migrate is not None:
+      recorded = json.loads(json.dumps(migrate(recorded)))
     given = json.loads(text)
     fields = sorted(
       k for k in set(recorded) | set(given) if recorded.get(k) != given.get(k)

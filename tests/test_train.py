@@ -292,6 +292,7 @@ def test_two_processes_match_one_process(tmp_path):
     ("n_bits", 9, "config.n_bits"),
     ("optimizer", "sgd", "config.optimizer"),
     ("ema_decay", 1.0, "config.ema_decay"),
+    ("compute_dtype", "float16", "config.compute_dtype"),
   ],
 )
 def test_bad_config_values_name_the_field(field, value, message):

@@ -114,6 +114,10 @@ def base_config() -> ml_collections.ConfigDict:
   config.max_consecutive_skips = 20
   config.num_samples = 64
   config.temperature = 0.7
+  # What the networks compute in: "float32" or "bfloat16" (TPUs and
+  # recent GPUs; emulated and slow on most CPUs). Params, optimiser state,
+  # log-determinants, priors and objectives stay float32.
+  config.compute_dtype = "float32"
   return config
 
 

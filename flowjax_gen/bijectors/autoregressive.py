@@ -33,7 +33,7 @@ from flowjax_gen.bijectors import transformers
 from flowjax_gen.bijectors.base import Bijector, event_sum
 from flowjax_gen.bijectors.checks import checked
 from flowjax_gen.bijectors.spline import DEFAULT_BOUND
-from flowjax_gen.typing import Context, apply_output
+from flowjax_gen.typing import COMPUTE_DTYPES, Context, apply_output
 
 TRANSFORMERS = ("affine", "spline")
 
@@ -56,6 +56,7 @@ def masked_autoregressive(
   scale_fn: str = "exp_tanh",
   num_bins: int = 8,
   bound: float = DEFAULT_BOUND,
+  compute_dtype: str = "float32",
 ) -> Bijector:
   """A masked autoregressive layer on ``(batch, D)`` vectors (MAF).
 
@@ -76,8 +77,12 @@ def masked_autoregressive(
       ``exp_tanh`` keeps each layer's scale in (1/e, e).
     num_bins: ``K`` for the spline transformer.
     bound: ``B`` for the spline transformer.
+    compute_dtype: what the MADE computes in, one of
+      ``typing.COMPUTE_DTYPES`` (``apply_output``); its params, outputs
+      and the log-det stay in the data's precision.
   """
   check_choice("transformer", transformer, TRANSFORMERS)
+  check_choice("compute_dtype", compute_dtype, COMPUTE_DTYPES)
   if not callable(make_conditioner):
     raise ValueError(
       "make_conditioner must be callable as "
@@ -90,7 +95,7 @@ def masked_autoregressive(
   net = make_conditioner(tau.num_params)
 
   def theta(params, x, context):
-    h = apply_output(net, params, x, context)
+    h = apply_output(net, params, x, context, compute_dtype=compute_dtype)
     return transformers.per_feature(h, tau.num_params)
 
   def total(log_deriv, like):

@@ -108,10 +108,7 @@ def unchecked(bijector: Bijector) -> Bijector:
   that checks its inputs itself (a ``Flow`` checks events, contexts and
   params against its own contract, with messages in its own terms)."""
 
-  def nested(function):
-    if function is None:
-      return None
-
+  def nested(function: Callable) -> Callable:
     @functools.wraps(function)
     def run(*args, **kwargs):
       with _Outer():
@@ -119,7 +116,13 @@ def unchecked(bijector: Bijector) -> Bijector:
 
     return run
 
-  return Bijector(*(nested(function) for function in bijector))
+  update_stats = bijector.update_stats
+  return Bijector(
+    nested(bijector.init),
+    nested(bijector.forward_and_log_det),
+    nested(bijector.inverse_and_log_det),
+    None if update_stats is None else nested(update_stats),
+  )
 
 
 def checked(factory: Callable[..., Bijector]) -> Callable[..., Bijector]:

@@ -59,7 +59,7 @@ from flowjax_gen.bijectors.transformers import (  # noqa: F401 (public)
   SCALE_FNS,
   Transformer,
 )
-from flowjax_gen.typing import Context, apply_output
+from flowjax_gen.typing import COMPUTE_DTYPES, Context, apply_output
 
 MASKS = ("half", "alternating", "checkerboard")
 
@@ -136,9 +136,11 @@ def _coupling(
   *,
   mask: str,
   parity: int,
+  compute_dtype: str = "float32",
 ) -> Bijector:
   check_choice("mask", mask, MASKS)
   check_choice("parity", parity, (0, 1))
+  check_choice("compute_dtype", compute_dtype, COMPUTE_DTYPES)
   if not callable(make_conditioner):
     raise ValueError(
       "make_conditioner must be callable as "
@@ -153,7 +155,7 @@ def _coupling(
     )
 
   def theta(net, params, a, context):
-    h = apply_output(net, params, a, context)
+    h = apply_output(net, params, a, context, compute_dtype=compute_dtype)
     return transformers.per_feature(h, transformer.num_params)
 
   def log_det(partition, log_deriv, batch_shape, dtype):
@@ -188,7 +190,11 @@ def _coupling(
 
 @checked
 def additive_coupling(
-  make_conditioner: ConditionerFactory, *, mask: str = "half", parity: int = 0
+  make_conditioner: ConditionerFactory,
+  *,
+  mask: str = "half",
+  parity: int = 0,
+  compute_dtype: str = "float32",
 ) -> Bijector:
   """NICE's additive coupling ``y_b = b + t(a, c)``; volume preserving.
 
@@ -197,9 +203,16 @@ def additive_coupling(
       ``module(a, context)``; see ``flowjax_gen.nets``.
     mask: one of ``MASKS``.
     parity: 0 or 1, which part of the mask conditions the other.
+    compute_dtype: what the conditioner computes in, one of
+      ``typing.COMPUTE_DTYPES`` (``apply_output``); its params, outputs
+      and the log-det stay in the data's precision.
   """
   return _coupling(
-    make_conditioner, transformers.additive(), mask=mask, parity=parity
+    make_conditioner,
+    transformers.additive(),
+    mask=mask,
+    parity=parity,
+    compute_dtype=compute_dtype,
   )
 
 
@@ -210,6 +223,7 @@ def affine_coupling(
   mask: str = "half",
   parity: int = 0,
   scale_fn: str = "exp_tanh",
+  compute_dtype: str = "float32",
 ) -> Bijector:
   """Affine coupling ``y_b = b * s(a, c) + t(a, c)`` (RealNVP, Glow).
 
@@ -222,12 +236,16 @@ def affine_coupling(
       ``"exp_tanh"`` is bounded both ways, so samples cannot overflow in
       the inverse (``"sigmoid"``, Glow's code, divides by a scale that
       can approach 0).
+    compute_dtype: what the conditioner computes in, one of
+      ``typing.COMPUTE_DTYPES`` (``apply_output``); its params, outputs
+      and the log-det stay in the data's precision.
   """
   return _coupling(
     make_conditioner,
     transformers.affine(scale_fn),
     mask=mask,
     parity=parity,
+    compute_dtype=compute_dtype,
   )
 
 
@@ -239,6 +257,7 @@ def spline_coupling(
   parity: int = 0,
   num_bins: int = 8,
   bound: float = DEFAULT_BOUND,
+  compute_dtype: str = "float32",
 ) -> Bijector:
   """Rational-quadratic spline coupling (Durkan et al. 2019, NSF).
 
@@ -258,10 +277,14 @@ def spline_coupling(
     parity: 0 or 1, which part of the mask conditions the other.
     num_bins: ``K``.
     bound: ``B > 0``.
+    compute_dtype: what the conditioner computes in, one of
+      ``typing.COMPUTE_DTYPES`` (``apply_output``); its params, outputs
+      and the log-det stay in the data's precision.
   """
   return _coupling(
     make_conditioner,
     transformers.spline(num_bins, bound),
     mask=mask,
     parity=parity,
+    compute_dtype=compute_dtype,
   )

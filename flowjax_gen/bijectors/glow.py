@@ -166,9 +166,7 @@ def conv1x1_lu() -> Bijector:
     perm, lower, upper = factors(params)
     log_det = num_positions(x) * jnp.sum(params["log_s"])
     weight = _matmul(_matmul(perm, lower), upper)
-    return _mix_channels(x, weight), jnp.broadcast_to(
-      log_det, x.shape[:1]
-    )
+    return _mix_channels(x, weight), jnp.broadcast_to(log_det, x.shape[:1])
 
   def inverse(params, y, context: Context = None):
     del context

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from flowjax_gen._checks import check_choice, check_positive_int
 from flowjax_gen.nets.decoders import ConvDecoder, MLPDecoder
 from flowjax_gen.nets.encoders import ConvEncoder, MLPEncoder
-from flowjax_gen.typing import apply_output
+from flowjax_gen.typing import apply_output, compute_dtype_of
 
 LATENT_DTYPES = {"float32": 32, "bfloat16": 16, "float16": 16}
 NETWORKS = ("mlp", "conv")
@@ -62,6 +62,7 @@ def autoencoder(
   network: str = "mlp",
   hidden_features: Sequence[int] = (512, 256),
   channels: Sequence[int] = (32, 64),
+  compute_dtype: Optional[str] = None,
 ) -> AutoEncoder:
   """An MLP or conv auto-encoder for images of ``event_shape`` (H, W, C).
 
@@ -75,7 +76,11 @@ def autoencoder(
       ``H`` and ``W`` divisible by 4).
     hidden_features: MLP widths, or the conv nets' dense width (first).
     channels: conv widths, encoder order.
+    compute_dtype: what its networks compute in, ``"float32"`` (``None``)
+      or ``"bfloat16"`` (``typing.COMPUTE_DTYPES``); params and the
+      objective's terms stay float32.
   """
+  compute = compute_dtype_of(compute_dtype)
   event_shape = tuple(int(d) for d in event_shape)
   if len(event_shape) != 3:
     raise ValueError(
@@ -113,10 +118,14 @@ def autoencoder(
     }
 
   def encode(params, x):
-    return apply_output(encoder, params["encoder"], x).astype(dtype)
+    return apply_output(
+      encoder, params["encoder"], x, compute_dtype=compute
+    ).astype(dtype)
 
   def decode(params, z):
-    logits = apply_output(decoder, params["decoder"], z.astype(jnp.float32))
+    logits = apply_output(
+      decoder, params["decoder"], z.astype(jnp.float32), compute_dtype=compute
+    )
     return jax.nn.sigmoid(logits)
 
   def reconstruct(params, x):

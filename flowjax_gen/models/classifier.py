@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import flax.linen as nn
 import jax
@@ -29,7 +29,7 @@ import jax.numpy as jnp
 
 from flowjax_gen._checks import check_data, check_positive_int
 from flowjax_gen.preprocess import unit_interval
-from flowjax_gen.typing import apply_output
+from flowjax_gen.typing import apply_output, compute_dtype_of
 
 
 class ConvClassifier(nn.Module):
@@ -84,6 +84,7 @@ def classifier(
   num_classes: int = 10,
   channels: Sequence[int] = (32, 64),
   features: int = 128,
+  compute_dtype: Optional[str] = None,
 ) -> Classifier:
   """Builds the small conv classifier described in the module docstring.
 
@@ -96,7 +97,11 @@ def classifier(
   Returns:
     A ``Classifier``; train it with
     ``objectives.classification_objective``.
+    compute_dtype: what its networks compute in, ``"float32"`` (``None``)
+      or ``"bfloat16"`` (``typing.COMPUTE_DTYPES``); params and the
+      objective's terms stay float32.
   """
+  compute = compute_dtype_of(compute_dtype)
   try:
     # operator.index accepts numpy integers and rejects floats.
     shape = tuple(operator.index(d) for d in event_shape)
@@ -124,7 +129,9 @@ def classifier(
 
   def embed_and_logits(params, x):
     check_data(x, shape)
-    return apply_output(net, params, jnp.asarray(x, jnp.float32))
+    return apply_output(
+      net, params, jnp.asarray(x, jnp.float32), compute_dtype=compute
+    )
 
   def logits(params, x):
     return embed_and_logits(params, x)[1]

@@ -59,6 +59,7 @@ from flowjax_gen.models.contract import (
   params_dtype,
 )
 from flowjax_gen.nets.conditioners import MLP, GlowConvNet, ResNet
+from flowjax_gen.typing import compute_dtype_of
 
 PREPROCESSING = ("center", "logit", "none")
 PERMUTATIONS = ("conv1x1", "conv1x1_lu", "reverse", "shuffle")
@@ -249,6 +250,7 @@ def nice(
   num_couplings: int = 4,
   hidden_features: Sequence[int] = (1000,) * 5,
   prior: str = "logistic",
+  compute_dtype: Optional[str] = None,
 ) -> Flow:
   """NICE (Dinh, Krueger & Bengio 2014) for flattened images or vectors.
 
@@ -262,8 +264,13 @@ def nice(
     num_couplings: number of additive couplings (paper: 4).
     hidden_features: MLP hidden widths (paper: five layers of 1000).
     prior: ``"logistic"`` (paper) or ``"normal"``.
+    compute_dtype: what its networks compute in, ``"float32"`` (``None``:
+      the data's precision) or ``"bfloat16"`` (``typing.COMPUTE_DTYPES``);
+      params, log-determinants, priors and likelihoods stay in the data's
+      precision.
   """
   check_positive_int("num_couplings", num_couplings)
+  dtype = compute_dtype_of(compute_dtype)
   check_choice("prior", prior, ("logistic", "normal"))
   event_shape = tuple(int(d) for d in event_shape)
   size = int(np.prod(event_shape))
@@ -275,7 +282,9 @@ def nice(
   make_mlp = functools.partial(MLP, hidden_features=tuple(hidden_features))
   layers = [] if len(event_shape) == 1 else [reshape(event_shape, (size,))]
   layers += [
-    additive_coupling(make_mlp, mask="alternating", parity=i % 2)
+    additive_coupling(
+      make_mlp, mask="alternating", parity=i % 2, compute_dtype=dtype
+    )
     for i in range(num_couplings)
   ]
   layers.append(scale())
@@ -298,6 +307,7 @@ def realnvp(
   use_running_average: bool = True,
   preprocess: str = "logit",
   alpha: float = 0.05,
+  compute_dtype: Optional[str] = None,
 ) -> Flow:
   """RealNVP (Dinh, Sohl-Dickstein & Bengio 2017), multi-scale.
 
@@ -325,15 +335,26 @@ def realnvp(
       the training objective calls it, uses batch statistics either way.
     preprocess: ``"logit"`` (paper), ``"center"`` or ``"none"``.
     alpha: logit boundary margin.
+    compute_dtype: what its networks compute in, ``"float32"`` (``None``:
+      the data's precision) or ``"bfloat16"`` (``typing.COMPUTE_DTYPES``);
+      params, log-determinants, priors and likelihoods stay in the data's
+      precision.
   """
   _image_shape(event_shape, levels, levels - 1, "2**(levels - 1)")
+  dtype = compute_dtype_of(compute_dtype)
   make_net = functools.partial(ResNet, num_blocks=num_blocks, features=features)
 
   def couplings(mask, count):
     layers = []
     for i in range(count):
       layers.append(
-        affine_coupling(make_net, mask=mask, parity=i % 2, scale_fn=scale_fn)
+        affine_coupling(
+          make_net,
+          mask=mask,
+          parity=i % 2,
+          scale_fn=scale_fn,
+          compute_dtype=dtype,
+        )
       )
       if use_batch_norm:
         layers.append(batch_norm(use_running_average=use_running_average))
@@ -389,6 +410,7 @@ def glow_step(
   seed: int = 0,
   num_bins: Optional[int] = None,
   bound: Optional[float] = None,
+  compute_dtype: Optional[str] = None,
 ) -> Bijector:
   """One step of flow: actnorm -> permutation -> coupling (Glow, Fig. 2a).
 
@@ -402,6 +424,7 @@ def glow_step(
   check_choice("permutation", permutation, PERMUTATIONS)
   check_positive_int("hidden_channels", hidden_channels)
   spline = _spline_settings(coupling, num_bins, bound)
+  dtype = compute_dtype_of(compute_dtype)
   permute = {
     "conv1x1": conv1x1,
     "conv1x1_lu": conv1x1_lu,
@@ -410,11 +433,15 @@ def glow_step(
   }[permutation]()
   make_net = functools.partial(GlowConvNet, hidden_channels=hidden_channels)
   if coupling == "affine":
-    couple = affine_coupling(make_net, mask="half", scale_fn=scale_fn)
+    couple = affine_coupling(
+      make_net, mask="half", scale_fn=scale_fn, compute_dtype=dtype
+    )
   elif coupling == "spline":
-    couple = spline_coupling(make_net, mask="half", **spline)
+    couple = spline_coupling(
+      make_net, mask="half", compute_dtype=dtype, **spline
+    )
   else:
-    couple = additive_coupling(make_net, mask="half")
+    couple = additive_coupling(make_net, mask="half", compute_dtype=dtype)
   return chain(actnorm(), permute, couple)
 
 
@@ -434,6 +461,7 @@ def glow(
   invertible_backprop: bool = False,
   num_bins: Optional[int] = None,
   bound: Optional[float] = None,
+  compute_dtype: Optional[str] = None,
 ) -> Flow:
   """Glow (Kingma & Dhariwal 2018), multi-scale.
 
@@ -481,6 +509,11 @@ def glow(
       (``experiments/configs/common.with_factory_defaults``): so Glow runs
       recorded before spline couplings existed still match their configs
       and resume, and a spline config sets them explicitly to record them.
+    compute_dtype: what its networks compute in, ``"float32"`` (``None``:
+      the data's precision) or ``"bfloat16"`` (``typing.COMPUTE_DTYPES``);
+      params, log-determinants, priors and likelihoods stay in the data's
+      precision.
+      The split and top priors keep the data's precision too.
   """
   _image_shape(event_shape, levels, levels, "2**levels")
   check_positive_int("steps_per_level", steps_per_level)
@@ -491,6 +524,7 @@ def glow(
     scale_fn=scale_fn,
     num_bins=num_bins,
     bound=bound,
+    compute_dtype=compute_dtype,
   )
   stages = []
   for level in range(levels):

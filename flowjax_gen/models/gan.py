@@ -16,7 +16,7 @@ variables dict; the two players are trained on their own halves of it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +25,7 @@ from flowjax_gen._checks import check_data, check_positive_int
 from flowjax_gen.nets.discriminators import DCGANDiscriminator
 from flowjax_gen.nets.generators import DCGANGenerator, check_image_shape
 from flowjax_gen.preprocess import symmetric
-from flowjax_gen.typing import apply_output
+from flowjax_gen.typing import apply_output, compute_dtype_of
 
 
 class GAN(NamedTuple):
@@ -60,6 +60,7 @@ def gan(
   latent_size: int = 64,
   generator_channels: Sequence[int] = (128, 64),
   discriminator_channels: Sequence[int] = (64, 128),
+  compute_dtype: Optional[str] = None,
 ) -> GAN:
   """A DCGAN (Radford, Metz & Chintala 2015) for ``(H, W, C)`` images.
 
@@ -68,7 +69,11 @@ def gan(
     latent_size: size ``L`` of the latent vector (DCGAN: 100).
     generator_channels: generator features at ``H/4`` and at ``H/2, H``.
     discriminator_channels: features of each stride-2 discriminator conv.
+    compute_dtype: what its networks compute in, ``"float32"`` (``None``)
+      or ``"bfloat16"`` (``typing.COMPUTE_DTYPES``); params and the
+      objective's terms stay float32.
   """
+  compute = compute_dtype_of(compute_dtype)
   check_image_shape("event_shape", tuple(event_shape), 4)
   height, width, num_channels = (int(d) for d in event_shape)
   event_shape = (height, width, num_channels)
@@ -93,11 +98,15 @@ def gan(
 
   def generate(params, z):
     check_latents(z)
-    return apply_output(generator, params["generator"], z)
+    return apply_output(
+      generator, params["generator"], z, compute_dtype=compute
+    )
 
   def discriminate(params, x):
     check_data(x, event_shape)
-    return apply_output(discriminator, params["discriminator"], x)
+    return apply_output(
+      discriminator, params["discriminator"], x, compute_dtype=compute
+    )
 
   def inputs(batch):
     image = batch["image"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import Optional
 
 from flowjax_gen._checks import check_choice, check_positive_int
 from flowjax_gen.bijectors import (
@@ -32,6 +33,7 @@ from flowjax_gen.bijectors.spline import DEFAULT_BOUND
 from flowjax_gen.models.flows import Flow, make_flow
 from flowjax_gen.nets.conditioners import MLP
 from flowjax_gen.nets.made import MADE
+from flowjax_gen.typing import compute_dtype_of
 
 PERMUTATIONS = ("reverse", "shuffle")
 
@@ -65,6 +67,7 @@ def nsf(
   num_bins: int = 8,
   bound: float = DEFAULT_BOUND,
   permutation: str = "reverse",
+  compute_dtype: Optional[str] = None,
 ) -> Flow:
   """Neural spline flow with rational-quadratic couplings (RQ-NSF (C)).
 
@@ -82,6 +85,10 @@ def nsf(
     num_bins: ``K`` per spline.
     bound: ``B``; standardised data mostly lies inside ``[-4, 4]``.
     permutation: ``"reverse"`` or ``"shuffle"``.
+    compute_dtype: what its networks compute in, ``"float32"`` (``None``:
+      the data's precision) or ``"bfloat16"`` (``typing.COMPUTE_DTYPES``);
+      params, log-determinants, priors and likelihoods stay in the data's
+      precision.
   """
   shape = _vector_shape(event_shape, 2)
   check_positive_int("num_layers", num_layers)
@@ -92,7 +99,13 @@ def nsf(
     )
   make_mlp = functools.partial(MLP, hidden_features=tuple(hidden_features))
   couplings = [
-    spline_coupling(make_mlp, mask="half", num_bins=num_bins, bound=bound)
+    spline_coupling(
+      make_mlp,
+      mask="half",
+      num_bins=num_bins,
+      bound=bound,
+      compute_dtype=compute_dtype_of(compute_dtype),
+    )
     for _ in range(num_layers)
   ]
   return make_flow(_interleave(couplings, permutation), shape)
@@ -108,6 +121,7 @@ def maf(
   num_bins: int = 8,
   bound: float = DEFAULT_BOUND,
   permutation: str = "reverse",
+  compute_dtype: Optional[str] = None,
 ) -> Flow:
   """Masked autoregressive flow (MAF; with splines, RQ-NSF (AR)).
 
@@ -126,6 +140,10 @@ def maf(
     num_bins: ``K`` for splines.
     bound: ``B`` for splines.
     permutation: ``"reverse"`` or ``"shuffle"``.
+    compute_dtype: what its networks compute in, ``"float32"`` (``None``:
+      the data's precision) or ``"bfloat16"`` (``typing.COMPUTE_DTYPES``);
+      params, log-determinants, priors and likelihoods stay in the data's
+      precision.
   """
   shape = _vector_shape(event_shape, 1)
   check_positive_int("num_layers", num_layers)
@@ -137,6 +155,7 @@ def maf(
       scale_fn=scale_fn,
       num_bins=num_bins,
       bound=bound,
+      compute_dtype=compute_dtype_of(compute_dtype),
     )
     for _ in range(num_layers)
   ]

@@ -40,7 +40,7 @@ from flowjax_gen.preprocess import (
   dequantize,
   reduce_bits,
 )
-from flowjax_gen.typing import apply_output
+from flowjax_gen.typing import apply_output, compute_dtype_of
 
 LIKELIHOODS = ("bernoulli", "gaussian", "logistic")
 NETWORKS = ("mlp", "conv")
@@ -116,6 +116,7 @@ def vae(
   min_log_scale: float = -7.0,
   encoder: Optional[Callable[[int], Any]] = None,
   decoder: Optional[Callable[[tuple[int, int, int]], Any]] = None,
+  compute_dtype: Optional[str] = None,
 ) -> VAE:
   """Builds a VAE on ``(H, W, C)`` images.
 
@@ -136,7 +137,11 @@ def vae(
       encoder (called with ``2 * latent_size``).
     decoder: factory ``output_shape -> flax Module`` replacing the default
       decoder (called with ``(H, W, C * m)``).
+    compute_dtype: what its networks compute in, ``"float32"`` (``None``)
+      or ``"bfloat16"`` (``typing.COMPUTE_DTYPES``); params and the
+      objective's terms stay float32.
   """
+  dtype = compute_dtype_of(compute_dtype)
   event_shape = tuple(int(d) for d in event_shape)
   _check_args(event_shape, latent_size, n_bits, min_log_scale)
   check_choice("likelihood", likelihood, LIKELIHOODS)
@@ -171,12 +176,14 @@ def vae(
 
   def encode(params, x):
     check_data(x, event_shape)
-    out = apply_output(encoder_net, params["encoder"], encoder_input(x))
+    out = apply_output(
+      encoder_net, params["encoder"], encoder_input(x), compute_dtype=dtype
+    )
     mean, log_std = jnp.split(out, 2, axis=-1)
     return mean, log_std
 
   def decode(params, z):
-    return apply_output(decoder_net, params["decoder"], z)
+    return apply_output(decoder_net, params["decoder"], z, compute_dtype=dtype)
 
   def log_likelihood(params, x, z):
     check_data(x, event_shape)

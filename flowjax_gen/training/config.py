@@ -26,6 +26,7 @@ from flowjax_gen._checks import (
 from flowjax_gen.models.registry import factory_defaults, family_of
 from flowjax_gen.objectives.dequantization import DEQUANTIZATIONS
 from flowjax_gen.training.state import OPTIMIZERS, SCHEDULES
+from flowjax_gen.typing import COMPUTE_DTYPES
 
 
 def validate_config(
@@ -66,6 +67,7 @@ def validate_config(
       f"divisible by the number of processes ({processes})."
     )
   check_choice("config.optimizer", config["optimizer"], OPTIMIZERS)
+  check_choice("config.compute_dtype", config["compute_dtype"], COMPUTE_DTYPES)
   check_choice("config.decay", config["decay"], SCHEDULES)
   if not (isinstance(config["n_bits"], int) and 0 <= config["n_bits"] <= 8):
     raise ValueError(
@@ -224,6 +226,7 @@ _LATER_FIELDS = {
   "adam_b1": 0.9,
   "drop_bad_examples": False,
   "dequantization": "uniform",
+  "compute_dtype": "float32",
 }
 
 # Version 2 changed Glow's default coupling scale from ``sigmoid(h + 2)``

@@ -344,13 +344,16 @@ def _check_or_write_config(
       overwrite=overwrite,
       write=write,
       keep=(workdir_lock.LOCK_FILE,),
+      migrate=with_defaults,
     )
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # noqa: PLC0415
 
     multihost_utils.sync_global_devices(f"config checked, write={write}")
     if jax.process_index() > 0:
-      checkpoint.check_or_write_config(workdir, dict(config), write=write)
+      checkpoint.check_or_write_config(
+        workdir, dict(config), write=write, migrate=with_defaults
+      )
 
 
 def __getattr__(name: str):

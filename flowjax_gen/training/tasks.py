@@ -375,5 +375,15 @@ _BUILDERS = {
 
 
 def build_task(config: Mapping, event_shape: Sequence[int]) -> Task:
-  """The ``Task`` for ``config.model`` on examples of ``event_shape``."""
-  return _BUILDERS[family_of(config["model"])](config, event_shape)
+  """The ``Task`` for ``config.model`` on examples of ``event_shape``.
+
+  ``config.compute_dtype`` other than float32 reaches the model factory as
+  its ``compute_dtype`` argument (float32 runs leave the argument out, so
+  they build what runs recorded before it did).
+  """
+  compute_dtype = config.get("compute_dtype", "float32")
+  if compute_dtype != "float32":
+    kwargs = {**config["model_kwargs"], "compute_dtype": compute_dtype}
+    config = {**config, "model_kwargs": kwargs}
+  family = family_of(str(config["model"]))
+  return _BUILDERS[family](config, event_shape)
