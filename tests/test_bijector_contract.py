@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from registry import CASES, build, make_inputs, perturb
 
+from flowjax_gen import bijectors as fb
+
 # Each case's tests run on one xdist worker (``--dist loadgroup``), which
 # compiles the case's programs once and reuses them (``registry.jitted``).
 NAMES = [
@@ -144,7 +146,9 @@ def test_direct_calls_refuse_other_ranks_integers_and_foreign_params(name):
   case = CASES[name]
   bijector = case.make()
   x, context = make_inputs(case, jax.random.key(8))
+  assert fb.event_shape(bijector) is None  # nothing known before init
   params = jax.jit(bijector.init)(jax.random.key(9), x, context)
+  assert fb.event_shape(bijector) == case.event_shape
   forward = bijector.forward_and_log_det
   with pytest.raises(
     ValueError, match=r"^\w+\.forward_and_log_det: the input has shape"
