@@ -15,6 +15,7 @@ import logging as std_logging
 import os
 import sys
 import tempfile
+import threading
 import traceback
 
 from absl import logging
@@ -28,11 +29,13 @@ class _TolerantStream:
     self._file = open(path, "a")  # noqa: SIM115 -- held for the process
     self.failed = False
 
+  # ValueError: the file was closed (logging closes its handlers at exit,
+  # before the interpreter's last flush of stderr).
   def write(self, text: str) -> int:
     if not self.failed:
       try:
         self._file.write(text)
-      except OSError:
+      except (OSError, ValueError):
         self.failed = True
     return len(text)
 
@@ -40,14 +43,37 @@ class _TolerantStream:
     if not self.failed:
       try:
         self._file.flush()
-      except OSError:
+      except (OSError, ValueError):
         self.failed = True
 
   def close(self) -> None:
     try:
       self._file.close()
-    except OSError:
+    except (OSError, ValueError):
       self.failed = True
+
+
+class _MainThreadConsole:
+  """The console for what the main thread prints (progress, warnings, the
+  ``error:`` line); what other threads print goes to the log. When a save
+  fails, orbax's and tensorstore's writer threads print a traceback for
+  every chunk they still held ("Event loop is closed"), before and after
+  the error reaches the main thread."""
+
+  def __init__(self, console, log: _TolerantStream):
+    self._console, self._log = console, log
+
+  def write(self, text: str) -> int:
+    if threading.current_thread() is threading.main_thread():
+      return self._console.write(text)
+    return self._log.write(text)
+
+  def flush(self) -> None:
+    self._console.flush()
+    self._log.flush()
+
+  def __getattr__(self, name: str):
+    return getattr(self._console, name)
 
 
 def log_to_file(path: str) -> None:
@@ -61,7 +87,9 @@ def log_to_file(path: str) -> None:
     OSError: ``path`` cannot be opened.
   """
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  logging.get_absl_handler().python_handler.stream = _TolerantStream(path)
+  log = _TolerantStream(path)
+  logging.get_absl_handler().python_handler.stream = log
+  sys.stderr = _MainThreadConsole(sys.stderr, log)
   std_logging.captureWarnings(True)
   console = std_logging.StreamHandler(sys.stderr)
   console.setFormatter(std_logging.Formatter("%(message)s"))
