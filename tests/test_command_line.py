@@ -218,3 +218,18 @@ def test_train_script_requires_workdir_and_a_known_config_argument(tmp_path):
   assert result.returncode != 0
   assert "unknown config argument 'smok'" in result.stderr
   assert not workdir.exists()
+
+
+def test_help_texts_name_every_family_and_the_device_flags():
+  train = run_python(
+    [os.path.join(ROOT, "experiments", "train.py"), "--helpshort"]
+  )
+  assert "Trains any model" in train.stdout + train.stderr
+  assert "--num_cpu_devices" in train.stdout + train.stderr
+  benchmark = run_python(
+    [os.path.join(ROOT, "experiments", "benchmark.py"), "--help"]
+  )
+  text = benchmark.stdout + benchmark.stderr
+  # absl formats the module docstring with "%": a bare one garbles it.
+  assert "noisy (10 to 25 per cent" in text
+  assert "benchmark.py'" not in text
