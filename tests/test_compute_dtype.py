@@ -12,26 +12,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from jaxprs import equations
 
 from flowjax_gen import models, objectives, preprocess
 from flowjax_gen.training import loop
 
 BF16 = jnp.dtype(jnp.bfloat16)
 F32 = jnp.dtype(jnp.float32)
-
-
-def _equations(jaxpr, found=None) -> list:
-  """Every equation of ``jaxpr`` and of the programs nested in it."""
-  found = [] if found is None else found
-  for eqn in jaxpr.eqns:
-    found.append(eqn)
-    for value in eqn.params.values():
-      for item in value if isinstance(value, (tuple, list)) else (value,):
-        if hasattr(item, "eqns"):
-          _equations(item, found)
-        elif hasattr(getattr(item, "jaxpr", None), "eqns"):
-          _equations(item.jaxpr, found)
-  return found
 
 
 def _small_glow(compute_dtype=None):
@@ -53,7 +40,7 @@ def test_the_step_computes_networks_in_bfloat16_and_sums_in_float32():
   assert {leaf.dtype for leaf in jax.tree.leaves(params)} == {F32}
   objective = objectives.flow_nll(flow.log_prob, n_bits=8)
   key = jax.random.key(2)
-  forward = _equations(jax.make_jaxpr(objective)(params, batch, key).jaxpr)
+  forward = equations(jax.make_jaxpr(objective)(params, batch, key).jaxpr)
   # The coupling networks' convolutions run in bfloat16 ...
   low = [
     e

@@ -9,6 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxprs import equations
 from registry import perturb
 
 from flowjax_gen import bijectors as fb
@@ -18,20 +19,14 @@ from flowjax_gen.models import make_flow
 HIGHEST = (jax.lax.Precision.HIGHEST, jax.lax.Precision.HIGHEST)
 
 
-def dot_precisions(jaxpr, found=None) -> list:
+def dot_precisions(jaxpr) -> list:
   """The ``precision`` of every ``dot_general`` in ``jaxpr`` and the
-  programs nested in it (scans, jits, custom derivatives)."""
-  found = [] if found is None else found
-  for eqn in jaxpr.eqns:
-    if eqn.primitive.name == "dot_general":
-      found.append(eqn.params["precision"])
-    for value in eqn.params.values():
-      for item in value if isinstance(value, (tuple, list)) else (value,):
-        if hasattr(item, "eqns"):
-          dot_precisions(item, found)
-        elif hasattr(getattr(item, "jaxpr", None), "eqns"):
-          dot_precisions(item.jaxpr, found)
-  return found
+  programs nested in it."""
+  return [
+    e.params["precision"]
+    for e in equations(jaxpr)
+    if e.primitive.name == "dot_general"
+  ]
 
 
 def test_every_matmul_of_the_linear_layers_is_highest_in_both_directions():
