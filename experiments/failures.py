@@ -29,28 +29,24 @@ class _TolerantStream:
     self._file = open(path, "a")  # noqa: SIM115 -- held for the process
     self.failed = False
 
-  # ValueError: the file was closed (logging closes its handlers at exit,
-  # before the interpreter's last flush of stderr).
-  def write(self, text: str) -> int:
+  def _guarded(self, action) -> None:
+    # ValueError: the file was closed (logging closes its handlers at exit,
+    # before the interpreter's last flush of stderr).
     if not self.failed:
       try:
-        self._file.write(text)
+        action()
       except (OSError, ValueError):
         self.failed = True
+
+  def write(self, text: str) -> int:
+    self._guarded(lambda: self._file.write(text))
     return len(text)
 
   def flush(self) -> None:
-    if not self.failed:
-      try:
-        self._file.flush()
-      except (OSError, ValueError):
-        self.failed = True
+    self._guarded(self._file.flush)
 
   def close(self) -> None:
-    try:
-      self._file.close()
-    except (OSError, ValueError):
-      self.failed = True
+    self._guarded(self._file.close)
 
 
 class _MainThreadConsole:

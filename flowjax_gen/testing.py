@@ -50,6 +50,17 @@ def _expect(condition: Any, message: str) -> None:
     raise AssertionError(message)
 
 
+def _within(
+  report: dict, name: str, error: float, tolerance: float, failure: str
+) -> None:
+  """Records ``error`` as ``report[name]``; fails unless it is below
+  ``tolerance``, saying ``failure`` by how much."""
+  report[name] = error
+  _expect(
+    error < tolerance, f"{failure} by {error:.3g} (tolerance {tolerance:.3g})."
+  )
+
+
 def _to(dtype, tree: Any) -> Any:
   return jax.tree.map(
     lambda a: (
@@ -112,45 +123,43 @@ def check_bijector(
     "forward gives non-finite values at x.",
   )
   x_back, inverse_log_det = bijector.inverse_and_log_det(params, y, context)
-  report["round_trip"] = _max_error(x_back, x)
-  _expect(
-    report["round_trip"] < atol,
-    f"inverse(forward(x)) differs from x by {report['round_trip']:.3g} "
-    f"(tolerance {atol}).",
+  _within(
+    report,
+    "round_trip",
+    _max_error(x_back, x),
+    atol,
+    "inverse(forward(x)) differs from x",
   )
-  report["inverse_log_det"] = float(
-    np.max(np.abs(np.asarray(inverse_log_det) + np.asarray(log_det)))
-  )
-  _expect(
-    report["inverse_log_det"] < max(atol, 1e-5 * float(np.abs(log_det).max())),
-    "the inverse log-det is not the negative of the forward one: they "
-    f"differ by {report['inverse_log_det']:.3g}.",
+  _within(
+    report,
+    "inverse_log_det",
+    _max_error(inverse_log_det, -np.asarray(log_det)),
+    max(atol, 1e-5 * float(np.abs(log_det).max())),
+    "the inverse log-det is not the negative of the forward one: they differ",
   )
   y_again, _ = bijector.forward_and_log_det(params, x_back, context)
-  report["inverse_round_trip"] = _max_error(y_again, y)
-  _expect(
-    report["inverse_round_trip"] < atol,
-    f"forward(inverse(y)) differs from y by {report['inverse_round_trip']:.3g}"
-    f" (tolerance {atol}).",
+  _within(
+    report,
+    "inverse_round_trip",
+    _max_error(y_again, y),
+    atol,
+    "forward(inverse(y)) differs from y",
   )
-
-  report["log_det_float64"] = _jacobian_error(
-    bijector, params, x, context, min(jacobian_examples, n)
-  )
-  _expect(
-    report["log_det_float64"] < 1e-6,
-    "log_det differs from log|det J| of jax.jacfwd in float64 by "
-    f"{report['log_det_float64']:.3g} (tolerance 1e-6).",
+  _within(
+    report,
+    "log_det_float64",
+    _jacobian_error(bijector, params, x, context, min(jacobian_examples, n)),
+    1e-6,
+    "log_det differs from log|det J| of jax.jacfwd in float64",
   )
 
   y_jit, log_det_jit = jax.jit(bijector.forward_and_log_det)(params, x, context)
-  report["jit"] = max(
-    _max_error(y_jit, y),
-    float(np.max(np.abs(np.asarray(log_det_jit) - np.asarray(log_det)))),
-  )
-  _expect(
-    report["jit"] < atol,
-    f"the jitted forward differs from the eager one by {report['jit']:.3g}.",
+  _within(
+    report,
+    "jit",
+    max(_max_error(y_jit, y), _max_error(log_det_jit, log_det)),
+    atol,
+    "the jitted forward differs from the eager one",
   )
 
   if context is None:
@@ -166,14 +175,12 @@ def check_bijector(
     f"vmap over single events gives log-dets of shape "
     f"{np.shape(log_det_one)}; expected ({n},).",
   )
-  report["vmap"] = max(
-    _max_error(y_one, y),
-    float(np.max(np.abs(np.asarray(log_det_one) - np.asarray(log_det)))),
-  )
-  _expect(
-    report["vmap"] < atol,
-    f"vmap over single events differs from the batch call by "
-    f"{report['vmap']:.3g}.",
+  _within(
+    report,
+    "vmap",
+    max(_max_error(y_one, y), _max_error(log_det_one, log_det)),
+    atol,
+    "vmap over single events differs from the batch call",
   )
 
   def loss(p):

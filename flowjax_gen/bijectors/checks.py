@@ -87,10 +87,9 @@ class _Record:
     self.outputs: Optional[tuple] = None
     self.context_rank: Optional[int] = None
     self.param_paths: Optional[list[str]] = None
-    # Shape structs of one example, its context and the params, to trace
-    # the forward when an inverse comes first.
+    # Shape structs of one example and its context, to trace the forward
+    # when an inverse comes first.
     self.example: Optional[tuple] = None
-    self.example_params: Any = None
 
 
 def event_shape(bijector: Bijector) -> Optional[Any]:
@@ -175,7 +174,7 @@ def with_checks(name: str, bijector: Bijector) -> Bijector:
       "checkpoint of it)."
     )
 
-  def expected_signature(forward: bool) -> Optional[tuple]:
+  def expected_signature(forward: bool, params: Any) -> Optional[tuple]:
     if forward:
       return record.inputs
     if record.outputs is None and record.example is not None:
@@ -183,7 +182,7 @@ def with_checks(name: str, bijector: Bijector) -> Bijector:
       x, context = record.example
       with _Outer():
         shape = jax.eval_shape(
-          bijector.forward_and_log_det, record.example_params, x, context
+          bijector.forward_and_log_det, params, x, context
         )[0]
       record.outputs = _signature(shape)
     return record.outputs
@@ -193,7 +192,7 @@ def with_checks(name: str, bijector: Bijector) -> Bijector:
     single event."""
     check_dtype(where, x)
     check_params(where, params)
-    expected = expected_signature(forward)
+    expected = expected_signature(forward, params)
     if expected is None:
       return x, context, False
     structure, shapes = expected
@@ -239,9 +238,6 @@ def with_checks(name: str, bijector: Bijector) -> Bijector:
     record.example = jax.tree.map(
       lambda a: jax.ShapeDtypeStruct((1,) + tuple(a.shape[1:]), a.dtype),
       (x, context),
-    )
-    record.example_params = jax.tree.map(
-      lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), params
     )
     return params
 

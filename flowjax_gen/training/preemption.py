@@ -113,9 +113,3 @@ class PreemptionWatch:
     else:
       self._agreed = self._signal is not None
     return self._agreed
-
-  @property
-  def signalled(self) -> bool:
-    """Whether this process has received a signal (agreement may come at a
-    later poll)."""
-    return self._signal is not None

@@ -119,23 +119,19 @@ class WorkdirLock:
   def _is_mine(self, holder: dict) -> bool:
     return all(holder.get(k) == v for k, v in self._me.items())
 
-  def _stale(self, holder: dict) -> Optional[str]:
-    """Why ``holder``'s lock may be taken over, or ``None``."""
+  def _stale(self, holder: dict) -> bool:
+    """Whether ``holder``'s lock may be taken over: its process has ended
+    (this host), its heartbeat is older than the lease, or ``take_over``
+    (another host)."""
     if holder.get("host") == self._me["host"] and isinstance(
       holder.get("pid"), int
     ):
-      if not _alive(holder["pid"], holder.get("process_start")):
-        return "its process has ended"
-      return None
+      return not _alive(holder["pid"], holder.get("process_start"))
     try:
       age = time.time() - os.path.getmtime(self.path)
     except OSError:
       age = 0.0
-    if age > self._lease:
-      return f"its heartbeat is {age:.0f} s old (lease {self._lease:.0f} s)"
-    if self._take_over:
-      return "take_over was requested"
-    return None
+    return age > self._lease or self._take_over
 
   def acquire(self) -> bool:
     """Takes the lock; ``True`` if this call created it, ``False`` if this
@@ -154,8 +150,7 @@ class WorkdirLock:
         continue  # another job created it first: judge that one
       if self._is_mine(holder):
         return False
-      reason = self._stale(holder)
-      if reason is None:
+      if not self._stale(holder):
         raise WorkdirInUseError(
           f"workdir {os.path.dirname(self.path)} is in use by another job "
           f"({_describe(holder)}; lock {self.path}). Wait for it to end or "
