@@ -202,6 +202,7 @@ def sample_quality_report(experiment, params, classifier_workdir: str):
   figure a perfect model would get with as many samples)."""
   import numpy as np  # noqa: PLC0415
 
+  from flowjax_gen import data  # noqa: PLC0415
   from flowjax_gen.runs import load_trained  # noqa: PLC0415
   from flowjax_gen.sample_quality import sample_quality  # noqa: PLC0415
 
@@ -225,8 +226,11 @@ def sample_quality_report(experiment, params, classifier_workdir: str):
   finite = np.all(np.isfinite(samples.reshape(len(samples), -1)), axis=1)
   samples = samples[finite]
   outside = float(np.mean((samples < 0) | (samples > 1)))
-  real = np.asarray(experiment.test_source["image"], np.float32) / 255.0
-  train = np.asarray(experiment.train_source["image"][:n], np.float32) / 255
+  test = experiment.test_source
+  real = data.take(test, np.arange(data.num_examples(test)))["image"]
+  real = np.asarray(real, np.float32) / 255.0
+  train = data.take(experiment.train_source, np.arange(n))["image"]
+  train = np.asarray(train, np.float32) / 255.0
   params_judge = judge_state.ema_params
 
   def features(x):

@@ -56,14 +56,17 @@ ROLLED_BACK_DIR = "rolled_back"
 # The key in ``meta`` that says a step is to have a checksum file.
 _CHECKSUMMED = "_checksums"
 # Config fields a resumed run may change: raising ``num_steps`` extends a
-# run; the others set how often it logs, evaluates and saves. None of them
-# changes what a step computes.
+# run; the others set how often it logs, evaluates and saves, and how many
+# threads and processes read streamed input. None of them changes what a
+# step computes.
 RESUMABLE_CHANGES = (
   "num_steps",
   "log_every",
   "eval_every",
   "checkpoint_every",
   "keep_checkpoints",
+  "input_threads",
+  "input_workers",
 )
 
 

@@ -68,8 +68,15 @@ def base_config() -> ml_collections.ConfigDict:
     eval_kwargs: keyword arguments of its evaluation (e.g. a VAE's
       ``num_importance_samples``).
     dataset: ``digits``, a 2-D toy density, ``npz`` (with ``data_path``,
-      which no other dataset takes) or a tfds name (``mnist``,
-      ``cifar10``, ...) prepared in TFDS's data directory.
+      a file) or a tfds name (``mnist``, ``cifar10``, ...) prepared in
+      TFDS's data directory; with ``input = "stream"``, a tfds name
+      prepared as ArrayRecord or ``records`` (with ``data_path``, a
+      folder of ArrayRecord files).
+    input: ``memory`` reads each split whole on every process; ``stream``
+      reads records on demand through grain, each process only its part
+      of each batch, for sets larger than a host's memory.
+    input_threads / input_workers: a stream's reader threads and worker
+      processes (0: read in the training process).
     n_bits: pixel depth after reduction (0: continuous data; checked
       against the data when they are loaded).
     num_classes: > 0 trains a class-conditional model on ``label``.
@@ -92,6 +99,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.num_train_examples = 0  # 0: the whole split
   config.num_test_examples = 0
   config.drop_bad_examples = False
+  config.input = "memory"
+  config.input_threads = 2
+  config.input_workers = 0
   config.n_bits = 8
   config.num_classes = 0
   config.random_flip = False

@@ -125,7 +125,7 @@ def load(
   )
 
 
-def _bad_examples(
+def bad_examples(
   source: Source, value_range: Optional[tuple[float, float]]
 ) -> tuple[np.ndarray, np.ndarray]:
   """Masks of the examples with a NaN/inf in any float array and of those
@@ -158,7 +158,7 @@ def _checked(
 ) -> Source:
   """``source`` if every example is usable; else refused, or without the
   bad examples when ``drop_bad``."""
-  non_finite, outside = _bad_examples(source, value_range)
+  non_finite, outside = bad_examples(source, value_range)
   bad = non_finite | outside
   count = int(bad.sum())
   if not count:

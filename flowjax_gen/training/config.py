@@ -74,20 +74,59 @@ def validate_config(
       "config.n_bits must be an int in 0..8 (0: continuous "
       f"data); got {config['n_bits']!r}."
     )
-  if config["data_path"] and config["dataset"] != "npz":
-    raise ValueError(
-      f"config.data_path = {config['data_path']!r} is read only with "
-      f"config.dataset = 'npz'; got dataset {config['dataset']!r}. Pass "
-      "--config.dataset=npz to train on the file, or drop data_path."
-    )
-  if config["dataset"] == "npz" and not os.path.isfile(config["data_path"]):
-    raise ValueError(
-      f"config.data_path: no dataset file at {config['data_path']!r}."
-    )
+  _check_input(config)
   check_in_unit_interval("config.adam_b1", config["adam_b1"])
   check_in_unit_interval("config.ema_decay", config["ema_decay"])
   _check_dequantization(config)
   _check_eval_kwargs(config)
+
+
+INPUTS = ("memory", "stream")
+# Sources that only exist in memory (generated, or one file read whole).
+_IN_MEMORY_ONLY = ("digits", "npz", *data.TOY_DENSITIES)
+
+
+def _check_input(config: Mapping) -> None:
+  """The dataset, its path and the way it is read fit together."""
+  check_choice("config.input", config["input"], INPUTS)
+  check_non_negative_int("config.input_threads", config["input_threads"])
+  check_non_negative_int("config.input_workers", config["input_workers"])
+  dataset, path = config["dataset"], config["data_path"]
+  takes_path = "records" if config["input"] == "stream" else "npz"
+  if path and dataset != takes_path:
+    raise ValueError(
+      f"config.data_path = {path!r} is read only with config.dataset = "
+      f"{takes_path!r} (config.input = {config['input']!r}); got dataset "
+      f"{dataset!r}. Pass --config.dataset={takes_path} to train on it, or "
+      "drop data_path."
+    )
+  if config["input"] == "memory":
+    if dataset == "records":
+      raise ValueError(
+        "config.dataset = 'records' (a folder of ArrayRecord files) is "
+        "streamed: pass --config.input=stream."
+      )
+    if dataset == "npz" and not os.path.isfile(path):
+      raise ValueError(f"config.data_path: no dataset file at {path!r}.")
+    return
+  if dataset in _IN_MEMORY_ONLY:
+    raise ValueError(
+      f"config.dataset = {dataset!r} is read into memory; config.input = "
+      "'stream' reads a TFDS dataset prepared as ArrayRecord or "
+      "config.dataset = 'records' with config.data_path = FOLDER "
+      "(experiments/prepare_records.py writes one from a .npz file)."
+    )
+  if dataset == "records" and not os.path.isdir(path):
+    raise ValueError(
+      f"config.data_path: no folder of ArrayRecord files at {path!r}."
+    )
+  if config["drop_bad_examples"]:
+    raise ValueError(
+      "config.drop_bad_examples drops examples found in a pass over the "
+      "split before training; streamed input makes no such pass, and "
+      "refuses a bad record when it reaches it: fix the data, or train "
+      "with config.input = 'memory'."
+    )
 
 
 # The evaluation options each family takes (``config.eval_kwargs``).
@@ -227,6 +266,9 @@ _LATER_FIELDS = {
   "drop_bad_examples": False,
   "dequantization": "uniform",
   "compute_dtype": "float32",
+  "input": "memory",
+  "input_threads": 2,
+  "input_workers": 0,
 }
 
 # Version 2 changed Glow's default coupling scale from ``sigmoid(h + 2)``

@@ -17,6 +17,7 @@ from typing import Any, Optional
 import jax
 import numpy as np
 
+from flowjax_gen import data
 from flowjax_gen.parallel import (
   batch_sharded,
   check_batch_size,
@@ -45,7 +46,7 @@ def jit_per_example(per_example: PerExample, mesh: jax.sharding.Mesh):
 def evaluate_split(
   per_example_fn: Callable,
   params: Any,
-  source: dict,
+  source: data.Split,
   *,
   batch_size: int,
   mesh: jax.sharding.Mesh,
@@ -57,7 +58,8 @@ def evaluate_split(
   Args:
     per_example_fn: jitted (``jit_per_example``) per-example metrics.
     params: model params (replicated).
-    source: the split, ``{"image": (N, ...), "label": (N,)}``.
+    source: the split, ``{"image": (N, ...), "label": (N,)}`` or records
+      on disk (each process reads only its part of each batch).
     batch_size: global evaluation batch.
     mesh: the data mesh.
     seed: seed of the per-batch keys.
@@ -72,8 +74,7 @@ def evaluate_split(
     EvaluationInterrupted: ``interrupt`` returned ``True``.
   """
   check_batch_size(batch_size, mesh)
-  keys = [k for k in ("image", "label") if k in source]
-  total = len(source["image"])
+  total = data.num_examples(source)
   if total == 0:
     raise ValueError("the evaluation split is empty.")
   results: dict[str, list] = {}
@@ -84,8 +85,8 @@ def evaluate_split(
     rows = np.arange(begin, begin + batch_size)
     valid = rows < total
     rows = np.where(valid, rows, 0)  # pad with example 0, masked out below
-    batch = {k: np.asarray(source[k])[rows] for k in keys}
-    batch = shard_batch(process_slice(batch), mesh)
+    batch = data.take(source, process_slice({"rows": rows})["rows"])
+    batch = shard_batch(batch, mesh)
     key = jax.random.fold_in(jax.random.key(seed), index)
     out = per_example_fn(params, batch, key)
     for name, values in out.items():

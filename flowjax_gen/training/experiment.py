@@ -32,9 +32,19 @@ from flowjax_gen.training.state import (
 from flowjax_gen.training.step import make_train_step
 
 
-def _load_split(config: Mapping, split: str, limit: int) -> dict:
+def _open_split(config: Mapping, split: str, limit: int) -> data.Split:
+  """The split in memory, or on disk with ``config.input = "stream"``."""
   # With n_bits > 0 the models read values as 8-bit pixel levels, so
   # float images outside [0, 255] are refused too.
+  if config["input"] == "stream":
+    return data.RecordSource(
+      config["dataset"],
+      split,
+      path=config["data_path"] or None,
+      num_examples=limit or None,
+      value_range=data.PIXEL_RANGE if config["n_bits"] else None,
+      pixel_levels=bool(config["n_bits"]),
+    )
   return data.load(
     config["dataset"],
     split,
@@ -53,17 +63,23 @@ class Experiment:
   def __init__(self, config: Mapping, workdir: str):
     self.config = config
     self.workdir = workdir
-    self.train_source = _load_split(
+    self.train_source = _open_split(
       config, "train", config["num_train_examples"]
     )
-    self.test_source = _load_split(config, "test", config["num_test_examples"])
+    self.test_source = _open_split(config, "test", config["num_test_examples"])
+    self.streamed = config["input"] == "stream"
     for source in (self.train_source, self.test_source):
+      if self.streamed:  # records convert (and check) one at a time
+        check_data_kind(config, data.take(source, [0], keys=("image",)))
+        continue
       check_data_kind(config, source)
       if config["n_bits"] and not data.is_discrete(source):
         # Float pixel levels, checked above to be integers in 0..255: the
         # objectives take pixels as integers, as every source loads them.
         source["image"] = np.asarray(source["image"]).astype(np.uint8)
-    self.event_shape = data.event_shape(self.train_source)
+    self.event_shape = data.event_shape(
+      data.take(self.train_source, [0], keys=("image",))
+    )
     self.task = tasks.build_task(config, self.event_shape)
     self.mesh = data_mesh()
     self.schedule = schedule = learning_rate_schedule(
@@ -78,35 +94,47 @@ class Experiment:
       grad_clip_norm=config["grad_clip_norm"],
       b1=config["adam_b1"],
     )
-    self.iterator = data.BatchIterator(
-      self.train_source,
-      batch_size=config["batch_size"],
-      seed=config["seed"],
-      shuffle=True,
-      process_index=jax.process_index(),
-      process_count=jax.process_count(),
-      random_flip=config["random_flip"],
-    )
+    self.iterator: data.BatchIterator | data.StreamIterator
+    if self.streamed:
+      assert isinstance(self.train_source, data.RecordSource)
+      self.iterator = data.StreamIterator(
+        self.train_source,
+        batch_size=config["batch_size"],
+        seed=config["seed"],
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+        random_flip=config["random_flip"],
+        threads=config["input_threads"],
+        workers=config["input_workers"],
+      )
+    else:
+      assert isinstance(self.train_source, dict)
+      self.iterator = data.BatchIterator(
+        self.train_source,
+        batch_size=config["batch_size"],
+        seed=config["seed"],
+        shuffle=True,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+        random_flip=config["random_flip"],
+      )
     self.evaluate_fn = evaluation.jit_per_example(
       self.task.per_example, self.mesh
     )
 
-  def _global_batch(self, source: dict, size: int, order=None) -> dict:
-    order = np.arange(size) if order is None else order[:size]
-    return {
-      k: np.asarray(v)[order]
-      for k, v in source.items()
-      if k in ("image", "label")
-    }
-
   def init_state(self) -> TrainState:
-    """Params from a (possibly data-dependent) init on one global batch."""
-    size = min(self.config["init_batch_size"], len(self.train_source["image"]))
+    """Params from a (possibly data-dependent) init on one global batch:
+    the first ``init_batch_size`` examples of a permutation of the train
+    split (a stream's: its first positions, so no permutation of the whole
+    split is made)."""
+    num_train = data.num_examples(self.train_source)
+    size = min(self.config["init_batch_size"], num_train)
     size -= size % jax.device_count()
-    order = np.random.default_rng(self.config["seed"]).permutation(
-      len(self.train_source["image"])
-    )
-    global_batch = self._global_batch(self.train_source, size, order)
+    if isinstance(self.iterator, data.StreamIterator):
+      order = self.iterator.record_indices(size)
+    else:
+      order = np.random.default_rng(self.config["seed"]).permutation(num_train)
+    global_batch = data.take(self.train_source, order[:size])
     batch = shard_batch(process_slice(global_batch), self.mesh)
     groups = None
     if isinstance(self.task.objective, Mapping):
@@ -152,8 +180,8 @@ class Experiment:
   def pictures(self, params: Any) -> np.ndarray:
     """The task's pictures (samples, or reconstructions of the first
     ``num_samples`` test examples), computed on the host's devices."""
-    n = min(self.config["num_samples"], len(self.test_source["image"]))
-    batch = self._global_batch(self.test_source, n)
+    n = min(self.config["num_samples"], data.num_examples(self.test_source))
+    batch = data.take(self.test_source, np.arange(n))
     return np.asarray(
       jax.jit(self.task.pictures)(
         params, jax.random.key(self.config["seed"] + 7), batch
@@ -181,7 +209,7 @@ class Experiment:
 
   def save_samples(self, params: Any, step: int) -> str:
     x = self.pictures(params)
-    n = min(self.config["num_samples"], len(self.test_source["image"]))
+    n = min(self.config["num_samples"], data.num_examples(self.test_source))
     # Reconstructions come as rows of kinds (clean, corrupted, output): one
     # grid row per kind.
     columns = n if len(x) > n else None

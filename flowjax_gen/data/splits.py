@@ -1,0 +1,33 @@
+"""What training and evaluation need of a split, whichever way it is read:
+an in-memory source (a dict of arrays) or a ``RecordSource`` on disk."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Union
+
+import numpy as np
+
+from flowjax_gen.data.records import RecordSource
+from flowjax_gen.data.sources import Source
+
+Split = Union[Source, RecordSource]
+
+
+def num_examples(split: Split) -> int:
+  """The number of examples in the split."""
+  if isinstance(split, RecordSource):
+    return len(split)
+  return len(split["image"])
+
+
+def take(
+  split: Split, indices: Sequence[int], keys: Sequence[str] = ("image", "label")
+) -> dict[str, np.ndarray]:
+  """The examples at ``indices`` as one batch, with the arrays in ``keys``
+  that the split holds (records are read from disk, only these)."""
+  if isinstance(split, RecordSource):
+    batch = split.take(indices)
+  else:
+    batch = {k: np.asarray(v)[np.asarray(indices)] for k, v in split.items()}
+  return {k: v for k, v in batch.items() if k in keys}
