@@ -222,8 +222,10 @@ class RecordSource(Sequence):
     )
     if non_finite[0] or outside[0]:
       low, high = self.value_range or PIXEL_RANGE
-      what = "NaN/inf values" if non_finite[0] else (
-        f"image values outside [{low}, {high}]"
+      what = (
+        "NaN/inf values"
+        if non_finite[0]
+        else (f"image values outside [{low}, {high}]")
       )
       raise BadDataError(
         f"{self.describe()}: record {index} holds {what}. Fix the data; "

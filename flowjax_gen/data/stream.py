@@ -142,7 +142,9 @@ class StreamIterator:
     if self.random_flip:
       examples = examples.random_map(_FlipWidth(), seed=self.seed)
     local = self.batch_size // self.process_count
-    per_process = examples.batch(local)[self.process_index :: self.process_count]
+    per_process = examples.batch(local)[
+      self.process_index :: self.process_count
+    ]
     dataset = per_process[self._batch :].to_iter_dataset(
       grain.ReadOptions(
         num_threads=self.threads, prefetch_buffer_size=self.prefetch
