@@ -404,3 +404,34 @@ def test_kill_9_then_resume_replays_the_same_batches(folder, tmp_path):
     _leaves(killed, steps), _leaves(tmp_path / "straight", steps), strict=True
   ):
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_streamed_and_in_memory_digits_train_to_the_same_bits_per_dim(
+  tmp_path,
+):
+  """The digits model trained 300 steps from records and from memory (same
+  seed; only the data order differs) reaches the same test bits/dim within
+  0.05, the spread between seeds (measured on the in-memory runs, seeds 0,
+  1, 2: 5.747, 5.770, 5.838 bits/dim, standard deviation 0.047)."""
+  folder = tmp_path / "records"
+  for split in ("train", "test"):
+    data.write_records(data.load("digits", split), str(folder), split)
+  config = os.path.join(ROOT, "experiments", "configs", "glow_digits.py")
+  common = [f"--config={config}", "--config.num_steps=300"]
+  common.append("--config.eval_every=300")
+  streamed = [
+    "--config.input=stream",
+    "--config.dataset=records",
+    f"--config.data_path={folder}",
+  ]
+  figures = {}
+  for name, extra in (("memory", []), ("stream", streamed)):
+    workdir = tmp_path / name
+    result = run_python([TRAIN, *common, *extra, f"--workdir={workdir}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures[name] = json.load(open(workdir / "final_metrics.json"))
+  memory, stream = figures["memory"], figures["stream"]
+  assert memory["num_examples"] == stream["num_examples"] == 297
+  assert np.isfinite(stream["bits_per_dim"]), stream
+  assert abs(stream["bits_per_dim"] - memory["bits_per_dim"]) < 0.05, figures
