@@ -16,6 +16,10 @@ the machine's attainable matmul and conv FLOP/s; then the speed ratios
 against the peers, and the depth checks: compile time and training
 memory of Glow at K = 32 against K = 8, with plain backprop, ``jax.checkpoint``
 per step and invertible backprop (inputs reconstructed from outputs).
+Last, the input workload (``bench/input.py``): examples/s one process reads
+from records on disk (``--config.input=stream``) for 28x28x1, 32x32x3 and
+64x64x3 uint8 images with 0 and 2 worker processes, beside the examples/s
+flowjax_gen's train steps of this run consume.
 
 The machine is noisy (10 to 25 per cent from run to run): candidates are
 interleaved in rounds and only ratios within one run mean anything. Run
@@ -36,6 +40,7 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import host_memory  # noqa: E402
+from bench import input as input_bench  # noqa: E402
 from bench import measure, ours, plain_glow, report  # noqa: E402
 from bench.candidate import Unsupported  # noqa: E402
 from bench.workloads import WORKLOADS as KNOWN  # noqa: E402
@@ -63,6 +68,9 @@ ROUNDS = flags.DEFINE_integer(
 STEPS = flags.DEFINE_integer("steps_per_round", 3, "timed steps per round")
 REPEATS = flags.DEFINE_integer(
   "throughput_repeats", 5, "log-likelihood passes; the fastest counts"
+)
+INPUT = flags.DEFINE_bool(
+  "input", True, "input workload: examples/s read from records on disk"
 )
 DEPTH = flags.DEFINE_bool(
   "depth_checks", True, "compile time and memory of Glow at K=8 vs K=32"
@@ -267,9 +275,16 @@ def main(argv):
     workloads={},
   )
   summary = []
+  feeds = {}
   for name in WORKLOADS.value:
     workload = KNOWN[name]
     results, checks = run_workload(workload, attainable)
+    ours_result = results[0]  # flowjax_gen comes first
+    if ours_result.median_ms:
+      examples = workload.batch_shape[0]
+      feeds[f"flowjax_gen's {name} step"] = (
+        examples / ours_result.median_ms * 1e3
+      )
     report_json["workloads"][name] = dict(
       description=workload.description,
       results=[r.summary() for r in results],
@@ -279,6 +294,10 @@ def main(argv):
     summary += report.target_lines(name, checks)
   if DEPTH.value:
     report_json["depth"] = depth_checks(KNOWN["glow"])
+  if INPUT.value:
+    rows = input_bench.run()
+    print(input_bench.table(rows, feeds), flush=True)
+    report_json["input"] = dict(rows=rows, needed_examples_per_s=feeds)
   print("== speed ratios checked")
   print("\n".join(summary))
   with open(OUTPUT.value, "w") as f:

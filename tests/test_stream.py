@@ -61,6 +61,9 @@ def test_records_read_back_what_was_written(folder):
   assert batch["label"].tolist() == [0, 13, 39]
   assert batch["image"].dtype == np.uint8
   assert len(data.RecordSource("records", "test", path=folder)) == 16
+  whole = data.load("records", "train", path=folder)  # into memory
+  np.testing.assert_array_equal(whole["image"], source["image"])
+  np.testing.assert_array_equal(whole["label"], source["label"])
   assert (
     len(data.RecordSource("records", "train", path=folder, num_examples=5)) == 5
   )
@@ -256,7 +259,7 @@ def _config(folder, **changes) -> dict:
   "changes, message",
   [
     ({"dataset": "digits", "data_path": ""}, "is read into memory"),
-    ({"input": "memory"}, "is read only with config.dataset = 'npz'"),
+    ({"dataset": "mnist"}, "is read only with config.dataset = 'npz'"),
     ({"data_path": "/no/such/folder"}, "no folder of ArrayRecord files"),
     ({"drop_bad_examples": True}, "refuses a bad record"),
     ({"input_workers": -1}, "config.input_workers"),

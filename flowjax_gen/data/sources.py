@@ -22,6 +22,8 @@ to dequantise. Every source has the splits ``"train"`` and ``"test"`` only.
   its own, so the last ``ATTRIBUTE_TEST_SIZE`` examples are "test" and the
   rest "train"; the source then holds ``"attributes"`` (int32) and ``"id"``,
   and ``attribute_names(path)`` gives the column names.
+* ``"records"``: a folder at ``path`` of ArrayRecord files that
+  ``records.write_records`` wrote (``records.RecordSource``, read whole).
 * any other name: ``tfds.data_source``, which reads prepared ArrayRecord files
   without TensorFlow; a dataset not prepared in the data directory is
   refused at once, naming the directory (it is never downloaded). The
@@ -77,9 +79,11 @@ def load(
   """Loads one split of a named source into numpy arrays and checks them.
 
   Args:
-    name: ``"digits"``, a toy density, ``"npz"`` or a TFDS dataset name.
+    name: ``"digits"``, a toy density, ``"npz"``, ``"records"`` or a TFDS
+      dataset name.
     split: ``"train"`` or ``"test"``.
-    path: The ``.npz`` file, for ``name="npz"`` only.
+    path: The ``.npz`` file or the records folder, for ``name="npz"`` or
+      ``"records"`` only.
     data_dir: TFDS data directory (TFDS's default when ``None``).
     num_examples: Keep the first ``num_examples`` examples; for the toy
       densities, the number drawn (default 10000 train, 2000 test).
@@ -115,6 +119,13 @@ def load(
     source = _digits(split)
   elif name == "npz":
     source, origin = _npz(path, split), f"npz file {path}"
+  elif name == "records":
+    # Imported here: the records module reads through this one's checks.
+    from flowjax_gen.data.records import RecordSource  # noqa: PLC0415
+
+    records = RecordSource(name, split, path=path, num_examples=num_examples)
+    source = records.take(range(len(records)))
+    origin = f"records in {path}"
   else:
     source = _tfds(name, split, data_dir, num_examples)
     origin = f"tfds dataset {name!r}"

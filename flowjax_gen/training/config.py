@@ -92,22 +92,20 @@ def _check_input(config: Mapping) -> None:
   check_non_negative_int("config.input_threads", config["input_threads"])
   check_non_negative_int("config.input_workers", config["input_workers"])
   dataset, path = config["dataset"], config["data_path"]
-  takes_path = "records" if config["input"] == "stream" else "npz"
-  if path and dataset != takes_path:
+  if path and dataset not in ("npz", "records"):
     raise ValueError(
       f"config.data_path = {path!r} is read only with config.dataset = "
-      f"{takes_path!r} (config.input = {config['input']!r}); got dataset "
-      f"{dataset!r}. Pass --config.dataset={takes_path} to train on it, or "
-      "drop data_path."
+      f"'npz' (a file) or 'records' (a folder of ArrayRecord files); got "
+      f"dataset {dataset!r}. Pass --config.dataset=npz or records to train "
+      "on it, or drop data_path."
+    )
+  if dataset == "npz" and not os.path.isfile(path):
+    raise ValueError(f"config.data_path: no dataset file at {path!r}.")
+  if dataset == "records" and not os.path.isdir(path):
+    raise ValueError(
+      f"config.data_path: no folder of ArrayRecord files at {path!r}."
     )
   if config["input"] == "memory":
-    if dataset == "records":
-      raise ValueError(
-        "config.dataset = 'records' (a folder of ArrayRecord files) is "
-        "streamed: pass --config.input=stream."
-      )
-    if dataset == "npz" and not os.path.isfile(path):
-      raise ValueError(f"config.data_path: no dataset file at {path!r}.")
     return
   if dataset in _IN_MEMORY_ONLY:
     raise ValueError(
@@ -115,10 +113,6 @@ def _check_input(config: Mapping) -> None:
       "'stream' reads a TFDS dataset prepared as ArrayRecord or "
       "config.dataset = 'records' with config.data_path = FOLDER "
       "(experiments/prepare_records.py writes one from a .npz file)."
-    )
-  if dataset == "records" and not os.path.isdir(path):
-    raise ValueError(
-      f"config.data_path: no folder of ArrayRecord files at {path!r}."
     )
   if config["drop_bad_examples"]:
     raise ValueError(
