@@ -11,7 +11,7 @@ It reads each split whole, once, on one machine (``flowjax_gen.data.load``,
 with its checks); the training processes then read only their records. A
 TFDS dataset needs no conversion: ``tfds build NAME
 --file_format=array_record`` prepares it, and ``--config.dataset=NAME``
-streams it. The records are ``.npz`` archives of each example's arrays
+streams it. Each record holds one example's arrays
 (``flowjax_gen.data.records``).
 """
 
