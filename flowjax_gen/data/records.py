@@ -57,7 +57,7 @@ def encode_example(example: Mapping[str, np.ndarray]) -> bytes:
   """One example as msgpack: ``{name: [dtype, shape, raw bytes]}``."""
   fields = {}
   for name, value in example.items():
-    array = np.ascontiguousarray(value)
+    array = np.asarray(value)  # tobytes() is C order whatever the strides
     fields[name] = [array.dtype.str, list(array.shape), array.tobytes()]
   return msgpack.packb(fields)
 
