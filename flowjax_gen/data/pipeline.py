@@ -162,6 +162,10 @@ class BatchIterator:
       )
     self._epoch, self._step = epoch, step
 
+  def close(self) -> None:
+    """Nothing to stop (the batches come from memory); here so that the
+    loop closes either iterator alike."""
+
   def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
     return self
 

@@ -214,44 +214,71 @@ class RecordSource(Sequence):
   def __getitem__(self, index):  # type: ignore[override]
     if not isinstance(index, (int, np.integer)):
       raise TypeError(f"a record index must be an int, got {index!r}")
-    index = int(index)
-    if not 0 <= index < self._length:
-      raise IndexError(f"record {index} of {self._length}")
-    example = self._decode(self._reader[index])
-    if "image" not in example:
-      raise ValueError(
-        f"{self.describe()}: expected an 'image' feature, got {sorted(example)}"
-      )
-    non_finite, outside = bad_examples(
-      {k: v[None] for k, v in example.items()}, self.value_range
-    )
-    if non_finite[0] or outside[0]:
-      low, high = self.value_range or PIXEL_RANGE
-      what = (
-        "NaN/inf values"
-        if non_finite[0]
-        else (f"image values outside [{low}, {high}]")
-      )
-      raise BadDataError(
-        f"{self.describe()}: record {index} holds {what}. Fix the data; "
-        "streamed input cannot drop examples, since every process must "
-        "agree on each global batch."
-      )
-    image = example["image"]
-    if self.pixel_levels and not np.issubdtype(image.dtype, np.integer):
-      if (image != np.floor(image)).any():
-        raise BadDataError(
-          f"{self.describe()}: record {index} holds image values that are "
-          "not pixel levels (integers 0..255); n_bits = 0 models continuous "
-          "values."
-        )
-      example["image"] = image.astype(np.uint8)
-    return example
+    return {k: v[0] for k, v in self.take([index]).items()}
 
   def take(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
-    """The examples at ``indices`` stacked into one batch."""
-    examples = [self[i] for i in indices]
-    return {k: np.stack([ex[k] for ex in examples]) for k in examples[0]}
+    """The records at ``indices``, read, checked and stacked into one
+    batch.
+
+    Raises:
+      IndexError: For an index outside ``[0, len(self))``.
+      BadDataError: For a record with NaN/inf values, image values outside
+        ``value_range``, or (with ``pixel_levels``) non-integer levels;
+        the message names the first such record.
+    """
+    indices = [int(i) for i in indices]
+    for index in indices:
+      if not 0 <= index < self._length:
+        raise IndexError(f"record {index} of {self._length}")
+    if self.name == RECORDS:
+      # One call reads them all, in parallel (ArrayRecord's own threads).
+      raw = self._reader.__getitems__(indices)
+    else:
+      # One at a time: ``__getitems__`` is broken under
+      # ``tfds.testing.mock_data`` in TFDS 4.9.10.
+      raw = [self._reader[i] for i in indices]
+    examples = [self._decode(record) for record in raw]
+    if "image" not in examples[0]:
+      raise ValueError(
+        f"{self.describe()}: expected an 'image' feature, got "
+        f"{sorted(examples[0])}"
+      )
+    batch = {k: np.stack([ex[k] for ex in examples]) for k in examples[0]}
+    self._check(batch, indices)
+    return batch
+
+  def _check(self, batch: dict[str, np.ndarray], indices: list[int]) -> None:
+    """Refuses a batch holding a bad record (named); with
+    ``pixel_levels``, makes float images uint8."""
+    non_finite, outside = bad_examples(batch, self.value_range)
+    image = batch["image"]
+    levels = self.pixel_levels and not np.issubdtype(image.dtype, np.integer)
+    off_grid = np.zeros(len(indices), bool)
+    if levels:
+      flat = image.reshape(len(indices), -1)
+      off_grid = (flat != np.floor(flat)).any(axis=1) & ~non_finite
+    for mask, what in (
+      (non_finite, "NaN/inf values"),
+      (
+        outside,
+        "image values outside [{}, {}]".format(
+          *(self.value_range or PIXEL_RANGE)
+        ),
+      ),
+      (
+        off_grid,
+        "image values that are not pixel levels (integers "
+        "0..255; n_bits = 0 models continuous values)",
+      ),
+    ):
+      if mask.any():
+        raise BadDataError(
+          f"{self.describe()}: record {indices[int(np.argmax(mask))]} holds "
+          f"{what}. Fix the data; streamed input cannot drop examples, "
+          "since every process must agree on each global batch."
+        )
+    if levels:
+      batch["image"] = image.astype(np.uint8)
 
   def __getstate__(self) -> dict:
     return self._args | {"length": self._length}

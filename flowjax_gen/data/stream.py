@@ -10,8 +10,9 @@ reads the contiguous slice ``[s * B + p * B / P, s * B + (p + 1) * B / P)``
 of it and nothing else, so the processes read disjoint records whose union
 is the epoch, and their slices concatenated (what
 ``parallel.shard_batch`` assembles) are the single-process batch. Random
-flips are drawn per global position. None of it depends on ``P`` or on the
-number of reader threads and worker processes.
+flips are drawn for the whole global batch (from ``seed`` and ``s``) and
+sliced like it. None of it depends on ``P`` or on the number of reader
+threads and worker processes.
 
 The position is the number of global batches handed out, saved with the
 model as ``{"batch", "seed", "num_records"}`` (``get_state``). Because the
@@ -20,10 +21,11 @@ number of processes, or with other worker counts, continues with the same
 global batches; a state saved with another seed or another number of
 records (the data changed) is refused.
 
-This is grain's ``MapDataset`` pipeline (``range -> shuffle -> repeat ->
-map(read) -> random_map(flip) -> batch -> [p::P] -> [s:]``) handed to its
-threaded prefetch (``ReadOptions``) and, with ``workers > 0``, to worker
-processes (``mp_prefetch``). The position is kept here rather than in
+This is a grain ``MapDataset`` of global batch numbers from ``s`` on, mapped
+to this process's part (record indices from the shuffle, one parallel
+ArrayRecord read for the part, checks and flips vectorised over it), handed
+to grain's threaded prefetch (``ReadOptions``) and, with ``workers > 0``,
+to worker processes (``mp_prefetch``). The position is kept here rather than in
 grain's iterator state because grain's state depends on the worker count,
 while this one is two integers any process count can resume from.
 """
@@ -37,16 +39,54 @@ import numpy as np
 
 from flowjax_gen.data.records import RecordSource
 
+# SeedSequence zero-pads short entropy lists; a trailing stream tag keeps the
+# flip draws apart from any other draw keyed on (seed, batch).
+_FLIP_STREAM = 1
 
-class _FlipWidth:
-  """Mirrors ``"image"`` (HWC) along its width with probability 1/2.
 
-  A class rather than a closure so worker processes can unpickle it."""
+def _positions(num_records: int, seed: int):
+  """Global position -> record: grain's per-epoch index shuffle."""
+  import grain  # noqa: PLC0415
 
-  def __call__(self, example: dict, rng: np.random.Generator) -> dict:
-    if rng.random() < 0.5:
-      example = {**example, "image": example["image"][:, ::-1]}
-    return example
+  return grain.MapDataset.range(num_records).shuffle(seed=seed).repeat()
+
+
+class _ReadBatch:
+  """Global batch ``s`` -> this process's part of it, read and flipped.
+
+  A class rather than a closure so that grain's worker processes can
+  unpickle it; the position map is rebuilt in each process."""
+
+  def __init__(self, iterator: StreamIterator):
+    self.records = iterator.records
+    self.seed = iterator.seed
+    self.batch_size = iterator.batch_size
+    self.local = iterator.batch_size // iterator.process_count
+    self.offset = iterator.process_index * self.local
+    self.random_flip = iterator.random_flip
+    self._positions = None
+
+  def __getstate__(self) -> dict:
+    return {**self.__dict__, "_positions": None}
+
+  def __call__(self, batch_index: int) -> dict[str, np.ndarray]:
+    if self._positions is None:
+      self._positions = _positions(len(self.records), self.seed)
+    first = batch_index * self.batch_size + self.offset
+    records = [self._positions[g] for g in range(first, first + self.local)]
+    batch = self.records.take(records)
+    if self.random_flip:
+      # Drawn for the whole global batch and then sliced, so an example's
+      # flip does not depend on how many processes share the batch.
+      rng = np.random.default_rng([self.seed, batch_index, _FLIP_STREAM])
+      flip = rng.random(self.batch_size)[self.offset : self.offset + self.local]
+      images = batch["image"]
+      batch["image"] = np.where(
+        flip.reshape(-1, *[1] * (images.ndim - 1)) < 0.5,
+        images[:, :, ::-1],
+        images,
+      )
+    return batch
 
 
 class StreamIterator:
@@ -116,36 +156,19 @@ class StreamIterator:
   def num_records(self) -> int:
     return len(self.records)
 
-  @property
-  def steps_per_epoch(self) -> float:
-    """Global batches per epoch (batches run across epoch boundaries)."""
-    return self.num_records / self.batch_size
-
-  def _positions(self):
-    import grain  # noqa: PLC0415
-
-    return (
-      grain.MapDataset.range(self.num_records).shuffle(seed=self.seed).repeat()
-    )
-
   def record_indices(self, count: int) -> np.ndarray:
     """The records at the first ``count`` global positions (the head of
     epoch 0's order), e.g. for a data-dependent initialisation."""
-    positions = self._positions()
+    positions = _positions(self.num_records, self.seed)
     return np.asarray([positions[i] for i in range(count)], np.int64)
 
   def _batches(self):
     """This process's batches, from the current position on."""
     import grain  # noqa: PLC0415
 
-    examples = self._positions().map(self.records.__getitem__)
-    if self.random_flip:
-      examples = examples.random_map(_FlipWidth(), seed=self.seed)
-    local = self.batch_size // self.process_count
-    per_process = examples.batch(local)[
-      self.process_index :: self.process_count
-    ]
-    dataset = per_process[self._batch :].to_iter_dataset(
+    # Global batch numbers from the position on; no end in practice.
+    numbers = grain.MapDataset.range(self._batch, 2**62)
+    dataset = numbers.map(_ReadBatch(self)).to_iter_dataset(
       grain.ReadOptions(
         num_threads=self.threads, prefetch_buffer_size=self.prefetch
       )

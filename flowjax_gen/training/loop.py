@@ -296,6 +296,9 @@ def _train(
         checkpointer.save(step, state, meta(), metrics=eval_metrics)
   finally:
     bar.close()
+    # Stops a stream's reader threads and worker processes, which would
+    # otherwise read ahead through the evaluation and outlive the run.
+    run.iterator.close()
   # A run resumed at its last step has logged and saved its end already,
   # unless a preemption interrupted its final evaluation.
   finished_before = restored_step == num_steps and not pending
