@@ -296,6 +296,8 @@ def finished_stream(folder, tmp_path_factory):
   return workdir, result, _leaves(workdir)
 
 
+# The tests of one trained run share a worker, which trains it once.
+@pytest.mark.xdist_group("stream_run")
 def test_a_corrupted_data_position_falls_back_like_a_corrupted_model(
   folder, finished_stream, tmp_path
 ):
@@ -314,6 +316,7 @@ def test_a_corrupted_data_position_falls_back_like_a_corrupted_model(
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.xdist_group("stream_run")
 def test_a_position_over_other_records_falls_back(
   folder, finished_stream, tmp_path
 ):

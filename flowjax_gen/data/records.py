@@ -59,7 +59,7 @@ def encode_example(example: Mapping[str, np.ndarray]) -> bytes:
   for name, value in example.items():
     array = np.asarray(value)  # tobytes() is C order whatever the strides
     fields[name] = [array.dtype.str, list(array.shape), array.tobytes()]
-  return msgpack.packb(fields)
+  return cast(bytes, msgpack.packb(fields))
 
 
 def decode_example(record: bytes) -> dict[str, np.ndarray]:
@@ -82,7 +82,9 @@ def write_records(
   Returns:
     The paths written.
   """
-  from array_record.python import array_record_module  # noqa: PLC0415
+  from array_record.python import (  # noqa: PLC0415
+    array_record_module,  # pyright: ignore[reportAttributeAccessIssue]
+  )
 
   n = len(source["image"])
   if num_shards <= 0 or num_shards > n:
@@ -135,7 +137,7 @@ class RecordSource(Sequence):
     value_range: Optional[tuple[float, float]] = None,
     pixel_levels: bool = False,
   ):
-    self._args = dict(
+    self._args: dict[str, Any] = dict(
       name=name,
       split=split,
       path=path,
@@ -214,9 +216,9 @@ class RecordSource(Sequence):
   def __getitem__(self, index):  # type: ignore[override]
     if not isinstance(index, (int, np.integer)):
       raise TypeError(f"a record index must be an int, got {index!r}")
-    return {k: v[0] for k, v in self.take([index]).items()}
+    return {k: v[0] for k, v in self.take([int(index)]).items()}
 
-  def take(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
+  def take(self, indices: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
     """The records at ``indices``, read, checked and stacked into one
     batch.
 

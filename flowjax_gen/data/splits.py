@@ -12,6 +12,7 @@ from flowjax_gen.data.records import RecordSource
 from flowjax_gen.data.sources import Source
 
 Split = Union[Source, RecordSource]
+Indices = Union[Sequence[int], np.ndarray]
 
 
 def num_examples(split: Split) -> int:
@@ -22,7 +23,7 @@ def num_examples(split: Split) -> int:
 
 
 def take(
-  split: Split, indices: Sequence[int], keys: Sequence[str] = ("image", "label")
+  split: Split, indices: Indices, keys: Sequence[str] = ("image", "label")
 ) -> dict[str, np.ndarray]:
   """The examples at ``indices`` as one batch, with the arrays in ``keys``
   that the split holds (records are read from disk, only these)."""

@@ -33,7 +33,7 @@ while this one is two integers any process count can resume from.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -73,7 +73,10 @@ class _ReadBatch:
     if self._positions is None:
       self._positions = _positions(len(self.records), self.seed)
     first = batch_index * self.batch_size + self.offset
-    records = [self._positions[g] for g in range(first, first + self.local)]
+    records = [
+      int(cast(int, self._positions[g]))
+      for g in range(first, first + self.local)
+    ]
     batch = self.records.take(records)
     if self.random_flip:
       # Drawn for the whole global batch and then sliced, so an example's
@@ -231,8 +234,9 @@ class StreamIterator:
     """Stops the reader threads or workers; the next batch restarts them
     at the current position."""
     iterator, self._iterator = self._iterator, None
-    if iterator is not None and hasattr(iterator, "close"):
-      iterator.close()
+    close = getattr(iterator, "close", None)
+    if close is not None:
+      close()
 
 
 def _absl_flags_parsed() -> None:

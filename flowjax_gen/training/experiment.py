@@ -69,7 +69,8 @@ class Experiment:
     self.test_source = _open_split(config, "test", config["num_test_examples"])
     self.streamed = config["input"] == "stream"
     for source in (self.train_source, self.test_source):
-      if self.streamed:  # records convert (and check) one at a time
+      if isinstance(source, data.RecordSource):
+        # Records are checked, and float levels made uint8, as they are read.
         check_data_kind(config, data.take(source, [0], keys=("image",)))
         continue
       check_data_kind(config, source)
