@@ -19,7 +19,10 @@ per step and invertible backprop (inputs reconstructed from outputs).
 Last, the input workload (``bench/input.py``): examples/s one process reads
 from records on disk (``--config.input=stream``) for 28x28x1, 32x32x3 and
 64x64x3 uint8 images with 0 and 2 worker processes, beside the examples/s
-flowjax_gen's train steps of this run consume.
+flowjax_gen's train steps of this run consume; and the time to first
+log-prob (``bench/first_log_prob.py``): build, ``init`` and one eager
+``log_prob`` in a fresh process, for the README's example, a tiny Glow and
+the ``nsf_d8`` and ``maf_d8`` models of every library that has them.
 
 The machine is noisy (10 to 25 per cent from run to run): candidates are
 interleaved in rounds and only ratios within one run mean anything. Run
@@ -40,8 +43,14 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import host_memory  # noqa: E402
+from bench import (  # noqa: E402
+  first_log_prob,  # noqa: E402
+  measure,
+  ours,
+  plain_glow,
+  report,
+)
 from bench import input as input_bench  # noqa: E402
-from bench import measure, ours, plain_glow, report  # noqa: E402
 from bench.candidate import Unsupported  # noqa: E402
 from bench.workloads import WORKLOADS as KNOWN  # noqa: E402
 
@@ -71,6 +80,11 @@ REPEATS = flags.DEFINE_integer(
 )
 INPUT = flags.DEFINE_bool(
   "input", True, "input workload: examples/s read from records on disk"
+)
+FIRST_LOG_PROB = flags.DEFINE_bool(
+  "first_log_prob",
+  True,
+  "time to first log-prob in fresh processes (bench/first_log_prob.py)",
 )
 DEPTH = flags.DEFINE_bool(
   "depth_checks", True, "compile time and memory of Glow at K=8 vs K=32"
@@ -298,6 +312,10 @@ def main(argv):
     rows = input_bench.run()
     print(input_bench.table(rows, feeds), flush=True)
     report_json["input"] = dict(rows=rows, needed_examples_per_s=feeds)
+  if FIRST_LOG_PROB.value:
+    rows = first_log_prob.run()
+    print(first_log_prob.table(rows), flush=True)
+    report_json["first_log_prob"] = rows
   print("== speed ratios checked")
   print("\n".join(summary))
   with open(OUTPUT.value, "w") as f:

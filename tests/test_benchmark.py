@@ -93,6 +93,8 @@ def test_script_reports_one_workload_without_peers(tmp_path):
       "--steps_per_round=5",
       "--throughput_repeats=2",
       "--nodepth_checks",
+      "--noinput",
+      "--nofirst_log_prob",
       "--nokeep_freed_memory",
       f"--output={output}",
     ]
@@ -111,3 +113,27 @@ def test_script_reports_one_workload_without_peers(tmp_path):
     [os.path.join(ROOT, "experiments", "benchmark.py"), "--peers=pyro"]
   )
   assert bad.returncode != 0 and "unknown peer" in bad.stderr
+
+
+def test_input_workload_reads_records_at_a_positive_rate(tmp_path):
+  from bench import input as input_bench  # noqa: PLC0415
+
+  input_bench._write(str(tmp_path), (8, 8, 3))
+  rate = input_bench.throughput(str(tmp_path), workers=0, batches=5)
+  assert rate["examples_per_s"] > 0 and rate["first_batch_s"] >= 0
+  row = {"shape": [8, 8, 3], "workers": 0, "megabytes_per_example": 1.9e-4}
+  text = input_bench.table([{**row, **rate}], {"a step": 100.0})
+  assert "8x8x3" in text and "needed by a step: 100 examples/s" in text
+
+
+def test_first_log_prob_times_a_fresh_process():
+  from bench import first_log_prob  # noqa: PLC0415
+
+  seconds, note = first_log_prob._run(first_log_prob._TINY_GLOW)
+  assert seconds is not None and seconds > 0, note
+  # The README case parses: imports first, then the timed body.
+  code = first_log_prob._readme_case()
+  assert code.index("import jax") < code.index("_start = ")
+  assert code.rstrip().endswith(
+    'print("SECONDS", _time.perf_counter() - _start)'
+  )
