@@ -112,6 +112,13 @@ class Flow(NamedTuple):
   base: distributions.Distribution
 
 
+def _concrete(*trees) -> bool:
+  """Whether no leaf is a tracer: the call is eager."""
+  return not any(
+    isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees)
+  )
+
+
 def make_flow(
   bijector: Bijector,
   event_shape: Sequence[int],
@@ -144,13 +151,14 @@ def make_flow(
     context_shape = check_context(where, context, jnp.shape(x)[0])
     contract.check(where, params, context_shape)
 
-  # The computations of ``init`` and ``log_prob`` are compiled whole, once
-  # per flow and shape. Called eagerly, a data-dependent init would compile
-  # each of its primitives as a program of its own (58 programs, 6 s of a
-  # tiny Glow's 7 s to its first log-prob); inside a caller's ``jit`` they
-  # are inlined. The checks stay outside, on the concrete values.
-  @jax.jit
-  def compiled_init(key, x, context):
+  # Called eagerly, ``init`` and ``log_prob`` compile their computation
+  # whole, once per flow and shape: op by op, a data-dependent init would
+  # compile each of its primitives as a program of its own (58 programs,
+  # 6 s of a tiny Glow's 7 s to its first log-prob). Traced (inside a
+  # caller's ``jit``, ``grad`` or ``vmap``) they run the plain functions,
+  # so the caller's program is what it would be without this. The checks
+  # stay outside, on the values given.
+  def init_computation(key, x, context):
     params = bijector.init(key, x, context)
     # One dtype for every leaf: Flax keeps float32 kernels and some
     # initialisers follow the x64 default, whatever the data are; the
@@ -160,17 +168,20 @@ def make_flow(
     )
     return cast_floating(params, dtype)
 
-  @functools.partial(jax.jit, static_argnames="training")
-  def compiled_log_prob(params, x, context, training):
+  def log_prob_computation(params, x, context, training):
     latents, log_det = forward_in_mode(bijector, params, x, context, training)
     return base.log_prob(latents) + log_det
+
+  compiled_init = jax.jit(init_computation)
+  compiled_log_prob = jax.jit(log_prob_computation, static_argnames="training")
 
   def init(key, x, context=None):
     check_events("Flow.init", x, event_shape)
     context_shape = check_context("Flow.init", context, jnp.shape(x)[0])
     check_finite("Flow.init", "x", x)
     check_finite("Flow.init", "context", context)
-    params = compiled_init(key, x, context)
+    run = compiled_init if _concrete(key, x, context) else init_computation
+    params = run(key, x, context)
     contract.record(context_shape, params)
     return params
 
@@ -180,7 +191,9 @@ def make_flow(
 
   def log_prob(params, x, context=None, *, training=None):
     checked("Flow.log_prob", params, x, context)
-    return compiled_log_prob(params, x, context, training)
+    if _concrete(params, x, context):
+      return compiled_log_prob(params, x, context, training=training)
+    return log_prob_computation(params, x, context, training)
 
   def unchecked_decode(params, latents, context):
     return bijector.inverse_and_log_det(params, latents, context)[0]
