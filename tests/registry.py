@@ -174,6 +174,23 @@ CASES = {
   "spline_coupling_conditional": Case(
     lambda: _spline_coupling(SMALL_MLP), VECTOR, context_size=3
   ),
+  "mixture_cdf": Case(lambda: fb.logistic_mixture_cdf(3), VECTOR),
+  "mixture_cdf_image": Case(lambda: fb.logistic_mixture_cdf(2), IMAGE),
+  "mixture_coupling_half": Case(
+    lambda: fb.logistic_mixture_coupling(SMALL_MLP, num_components=3), VECTOR
+  ),
+  "mixture_coupling_channels": Case(
+    lambda: fb.logistic_mixture_coupling(SMALL_CONV, parity=1), IMAGE
+  ),
+  "mixture_coupling_checkerboard": Case(
+    lambda: fb.logistic_mixture_coupling(SMALL_RESNET, mask="checkerboard"),
+    IMAGE,
+  ),
+  "mixture_coupling_conditional": Case(
+    lambda: fb.logistic_mixture_coupling(SMALL_MLP, num_components=2),
+    VECTOR,
+    context_size=3,
+  ),
   "maf_affine": Case(_autoregressive, VECTOR),
   "maf_affine_exp": Case(lambda: _autoregressive(scale_fn="exp"), VECTOR),
   "maf_spline": Case(

@@ -22,6 +22,7 @@ from flowjax_gen.bijectors.compose import (
 from flowjax_gen.bijectors.coupling import (
   additive_coupling,
   affine_coupling,
+  logistic_mixture_coupling,
   spline_coupling,
 )
 from flowjax_gen.bijectors.elementwise import (
@@ -42,6 +43,7 @@ from flowjax_gen.bijectors.glow import (
   squeeze,
   unsqueeze,
 )
+from flowjax_gen.bijectors.mixture import logistic_mixture_cdf
 from flowjax_gen.bijectors.normalization import batch_norm
 from flowjax_gen.bijectors.priors import gaussian_split_prior, learned_prior
 from flowjax_gen.bijectors.spline import rational_quadratic_spline
@@ -67,6 +69,8 @@ __all__ = [
   "masked_autoregressive",
   "multiscale",
   "permutation",
+  "logistic_mixture_cdf",
+  "logistic_mixture_coupling",
   "rational_quadratic_spline",
   "reshape",
   "reverse",

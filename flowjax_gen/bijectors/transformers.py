@@ -12,6 +12,8 @@ entry ``i`` (for the affine transformer, all shifts then all scale logits).
   ``s = scale_fn(h) > 0``, ``log_deriv = log s``; see ``SCALE_FNS``.
 * ``spline`` (``P = 3K - 1``): the rational-quadratic spline of
   ``bijectors.spline`` on ``[-B, B]``, identity outside.
+* ``logistic_mixture`` (``P = 3K + 2``): Flow++'s
+  ``y = exp(alpha) logit(MixLogCDF(x)) + beta`` (``bijectors.mixture``).
 
 Each transformer's ``forward(theta, x)`` and ``inverse(theta, y)`` return
 the mapped values and the per-entry log-derivative of the map applied
@@ -27,6 +29,12 @@ import jax
 import jax.numpy as jnp
 
 from flowjax_gen._checks import check_choice
+from flowjax_gen.bijectors.mixture import (
+  check_mixture_args,
+  logistic_mixture_forward,
+  logistic_mixture_inverse,
+  num_mixture_params,
+)
 from flowjax_gen.bijectors.spline import (
   check_spline_args,
   num_spline_params,
@@ -109,4 +117,19 @@ def spline(num_bins: int, bound: float) -> Transformer:
     num_spline_params(num_bins),
     lambda theta, x: apply(theta, x, False),
     lambda theta, y: apply(theta, y, True),
+  )
+
+
+def logistic_mixture(num_components: int) -> Transformer:
+  """Flow++'s logistic-mixture CDF with ``num_components`` components and
+  an outer affine map (``bijectors.mixture``); zeros are the identity.
+
+  ``theta`` per entry: shift, log-scale logit, then ``K`` weight logits,
+  ``K`` means and ``K`` log-scales.
+  """
+  check_mixture_args(num_components)
+  return Transformer(
+    num_mixture_params(num_components),
+    lambda theta, x: logistic_mixture_forward(theta, x, num_components),
+    lambda theta, y: logistic_mixture_inverse(theta, y, num_components),
   )
