@@ -21,6 +21,7 @@ from typing import Any, NamedTuple, Optional, Union
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
 from flowjax_gen import distributions
 from flowjax_gen._checks import check_choice, check_positive_int
@@ -114,9 +115,7 @@ class Flow(NamedTuple):
 
 def _concrete(*trees) -> bool:
   """Whether no leaf is a tracer: the call is eager."""
-  return not any(
-    isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees)
-  )
+  return not any(isinstance(leaf, Tracer) for leaf in jax.tree.leaves(trees))
 
 
 def make_flow(
