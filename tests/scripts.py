@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -65,3 +67,32 @@ def run_processes(
   ]
   errors = [worker.communicate(timeout=timeout)[1] for worker in workers]
   return [(w.returncode, e) for w, e in zip(workers, errors, strict=True)]
+
+
+def kill_after_checkpoint(
+  args, workdir, step: int, timeout: float = 300
+) -> None:
+  """Runs ``python *args`` and kills it with SIGKILL once ``workdir`` holds
+  checkpoint ``step``.
+
+  The run reads the compilation cache but writes nothing to it: killed
+  mid-write, it would leave a torn entry.
+  """
+  env = dict(
+    os.environ,
+    PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="1e9",
+  )
+  process = subprocess.Popen(
+    [sys.executable, *args],
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+    env=env,
+  )
+  deadline = time.time() + timeout
+  while not os.path.exists(os.path.join(workdir, "checkpoints", str(step))):
+    assert process.poll() is None, "run ended before it could be killed"
+    assert time.time() < deadline, f"no checkpoint {step} in {timeout} s"
+    time.sleep(0.01)
+  process.send_signal(signal.SIGKILL)
+  assert process.wait() == -signal.SIGKILL

@@ -7,15 +7,11 @@ import json
 import os
 import random
 import shutil
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from scripts import ROOT, run_processes, run_python
+from scripts import ROOT, kill_after_checkpoint, run_processes, run_python
 
 from flowjax_gen import checkpoint, data, runs
 from flowjax_gen.training import loop
@@ -380,24 +376,9 @@ def test_kill_9_then_resume_replays_the_same_batches(folder, tmp_path):
   assert straight.returncode == 0, straight.stderr[-3000:]
   killed = tmp_path / "killed"
   kill_after = random.Random().randint(2, steps - 5)
-  env = dict(
-    os.environ,
-    PYTHONPATH=ROOT,
-    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="1e9",
+  kill_after_checkpoint(
+    [TRAIN, *flags, f"--workdir={killed}"], killed, kill_after
   )
-  process = subprocess.Popen(
-    [sys.executable, TRAIN, *flags, f"--workdir={killed}"],
-    stdout=subprocess.DEVNULL,
-    stderr=subprocess.DEVNULL,
-    env=env,
-  )
-  deadline = time.time() + 300
-  while not (killed / "checkpoints" / str(kill_after)).exists():
-    assert process.poll() is None, "run ended before it could be killed"
-    assert time.time() < deadline
-    time.sleep(0.01)
-  process.send_signal(signal.SIGKILL)
-  assert process.wait() == -signal.SIGKILL
   resumed = run_python([TRAIN, *flags, f"--workdir={killed}"])
   assert resumed.returncode == 0, resumed.stderr[-3000:]
 

@@ -9,16 +9,12 @@ import json
 import os
 import random
 import re
-import signal
-import subprocess
-import sys
-import time
 
 import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from scripts import ROOT, run_processes, run_python
+from scripts import ROOT, kill_after_checkpoint, run_processes, run_python
 
 from flowjax_gen import runs
 from flowjax_gen.models import registry as model_registry
@@ -167,26 +163,9 @@ def test_kill_at_random_step_then_resume_is_bit_identical(tmp_path):
 
   killed_dir = tmp_path / "killed"
   kill_after = random.Random().randint(3, steps - 6)
-  # The run to kill reads the compilation cache the straight run filled but
-  # writes nothing to it: killed mid-write, it would leave a torn entry.
-  env = dict(
-    os.environ,
-    PYTHONPATH=ROOT,
-    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="1e9",
+  kill_after_checkpoint(
+    [TRAIN, *flags, f"--workdir={killed_dir}"], killed_dir, kill_after
   )
-  process = subprocess.Popen(
-    [sys.executable, TRAIN, *flags, f"--workdir={killed_dir}"],
-    stdout=subprocess.DEVNULL,
-    stderr=subprocess.DEVNULL,
-    env=env,
-  )
-  deadline = time.time() + 300
-  while not (killed_dir / "checkpoints" / str(kill_after)).exists():
-    assert process.poll() is None, "run ended before it could be killed"
-    assert time.time() < deadline
-    time.sleep(0.01)
-  process.send_signal(signal.SIGKILL)
-  assert process.wait() == -signal.SIGKILL
   done = sorted(
     int(d) for d in os.listdir(killed_dir / "checkpoints") if d.isdigit()
   )

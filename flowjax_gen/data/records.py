@@ -42,6 +42,7 @@ from flowjax_gen.data.sources import (
   BadDataError,
   Source,
   bad_examples,
+  tfds_records,
 )
 
 RECORDS = "records"
@@ -187,28 +188,13 @@ class RecordSource(Sequence):
     return grain.sources.ArrayRecordDataSource(files)
 
   def _open_tfds(self):
-    import tensorflow_datasets as tfds  # noqa: PLC0415
-
-    name, data_dir = self.name, self._args["data_dir"]
-    try:
-      return cast(
-        Sequence[Any],
-        tfds.data_source(
-          name, split=self.split, data_dir=data_dir, download=False
-        ),
-      )
-    except tfds.core.DatasetNotFoundError as e:
-      raise ValueError(f"unknown dataset {name!r}: not a TFDS dataset") from e
-    except Exception:
-      builder = tfds.builder(name, data_dir=data_dir)
-      if builder.is_prepared():
-        raise
-      root = builder.data_dir_root
-      raise ValueError(
-        f"TFDS dataset {name!r} is not prepared as ArrayRecord in {root}: "
-        f"prepare it there (tfds build {name} --data_dir={root} "
-        "--file_format=array_record)"
-      ) from None
+    return tfds_records(
+      self.name,
+      self.split,
+      self._args["data_dir"],
+      alternative="or write the data as records "
+      "(experiments/prepare_records.py) and pass --config.dataset=records",
+    )
 
   def __len__(self) -> int:
     return self._length

@@ -300,16 +300,24 @@ def attribute_names(path: str) -> list[str]:
     return [f"attribute_{i}" for i in range(arrays["attributes"].shape[1])]
 
 
-def _tfds(
-  name: str, split: str, data_dir: Optional[str], num_examples: Optional[int]
-) -> Source:
+def tfds_records(
+  name: str, split: str, data_dir: Optional[str], *, alternative: str
+) -> Sequence[Any]:
+  """The random-access records of a TFDS split (``tfds.data_source``).
+
+  Never a download: offline it retries for minutes before failing, and
+  preparing a dataset is a step of its own (``tfds build``).
+
+  Raises:
+    ValueError: ``name`` is no TFDS dataset, or it is not prepared in the
+      data directory (the message says how to prepare it, then
+      ``alternative``).
+  """
   import tensorflow_datasets as tfds  # noqa: PLC0415
 
   try:
     # One split name gives one source (a tree of them for a tree of names).
-    # Never a download: offline it retries for minutes before failing, and
-    # preparing a dataset is a step of its own (``tfds build``).
-    records = cast(
+    return cast(
       Sequence[Any],
       tfds.data_source(name, split=split, data_dir=data_dir, download=False),
     )
@@ -323,11 +331,22 @@ def _tfds(
       raise
     root = builder.data_dir_root
     raise ValueError(
-      f"TFDS dataset {name!r} is not prepared in {root}: prepare it there "
-      f"(tfds build {name} --data_dir={root} --file_format=array_record), "
-      "or train on a local file with --config.dataset=npz "
-      "--config.data_path=FILE.npz"
+      f"TFDS dataset {name!r} is not prepared as ArrayRecord in {root}: "
+      f"prepare it there (tfds build {name} --data_dir={root} "
+      f"--file_format=array_record), {alternative}"
     ) from None  # TFDS's own error here speaks of file formats, misleadingly
+
+
+def _tfds(
+  name: str, split: str, data_dir: Optional[str], num_examples: Optional[int]
+) -> Source:
+  records = tfds_records(
+    name,
+    split,
+    data_dir,
+    alternative="or train on a local file with --config.dataset=npz "
+    "--config.data_path=FILE.npz",
+  )
   n = len(records) if num_examples is None else min(num_examples, len(records))
   # One record at a time: ``__getitems__`` is faster on real ArrayRecord
   # files but is broken under ``tfds.testing.mock_data`` in TFDS 4.9.10.
