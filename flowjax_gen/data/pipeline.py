@@ -11,16 +11,12 @@ two ints, ``(epoch, step_in_epoch)`` (plus the seed, checked on restore),
 saved next to the model in the orbax checkpoint; restoring it replays the
 same batches as an uninterrupted run, random flips included.
 
-Why not grain: grain 0.2.x has the same pieces (index sampler with a global
-shuffle, per-process sharding, an iterator whose state is checkpointed) but
-would be a new dependency, and for sources that already sit in memory as
-numpy arrays the index arithmetic above is the whole job, with a state small
-enough to read in a checkpoint. Grain shards records across processes rather
-than slicing global batches, so its order would also change with the process
-count. It becomes worth adopting, fed by TFDS ArrayRecord files through
-``tfds.data_source``, for datasets that do not fit in memory (e.g. CelebA-HQ
-at full resolution, ImageNet), where its multi-worker reading and
-prefetching matter.
+Why not grain here: for sources that already sit in memory as numpy arrays
+the index arithmetic above is the whole job, with a state small enough to
+read in a checkpoint. Sets that do not fit in memory stream from disk
+through grain (``stream.StreamIterator``), with the same guarantees: the
+global batches do not depend on the process count, and the position is
+saved with the model.
 """
 
 from __future__ import annotations
@@ -34,6 +30,37 @@ import numpy as np
 # [seed, e, 0]; a trailing stream tag keeps the flip draws independent of the
 # epoch permutations.
 _FLIP_STREAM = 1
+
+
+def check_process_share(
+  batch_size: int, process_index: int, process_count: int
+) -> None:
+  """Raises unless a global batch splits evenly over the processes."""
+  if batch_size <= 0:
+    raise ValueError(f"batch_size must be positive, got {batch_size}")
+  if process_count <= 0 or not 0 <= process_index < process_count:
+    raise ValueError(
+      f"need 0 <= process_index ({process_index}) < "
+      f"process_count ({process_count})"
+    )
+  if batch_size % process_count:
+    raise ValueError(
+      f"batch_size={batch_size} is not divisible by "
+      f"process_count={process_count}"
+    )
+
+
+def flip_share(
+  images: np.ndarray, entropy: list[int], global_size: int, start: int
+) -> np.ndarray:
+  """Mirrors NHWC ``images`` (this process's examples ``start`` onwards of
+  a global batch of ``global_size``) along their width, each with
+  probability 1/2. The draws are made for the whole global batch from
+  ``default_rng(entropy + [_FLIP_STREAM])`` and then sliced, so an
+  example's flip does not depend on how many processes share the batch."""
+  rng = np.random.default_rng([*entropy, _FLIP_STREAM])
+  flip = rng.random(global_size)[start : start + len(images)] < 0.5
+  return np.where(flip[:, None, None, None], images[:, :, ::-1], images)
 
 
 class BatchIterator:
@@ -83,22 +110,11 @@ class BatchIterator:
       raise ValueError(f"source arrays need one non-zero length: {lengths}")
     if seed < 0:
       raise ValueError(f"seed must be non-negative, got {seed}")
-    if batch_size <= 0:
-      raise ValueError(f"batch_size must be positive, got {batch_size}")
+    check_process_share(batch_size, process_index, process_count)
     if drop_remainder and batch_size > n:
       raise ValueError(
         f"batch_size={batch_size} exceeds the {n} examples "
         "(drop_remainder=True would yield no batches)"
-      )
-    if process_count <= 0 or not 0 <= process_index < process_count:
-      raise ValueError(
-        f"need 0 <= process_index ({process_index}) < "
-        f"process_count ({process_count})"
-      )
-    if batch_size % process_count:
-      raise ValueError(
-        f"batch_size={batch_size} is not divisible by "
-        f"process_count={process_count}"
       )
     remainder = n % batch_size
     if not drop_remainder and remainder % process_count:
@@ -177,13 +193,8 @@ class BatchIterator:
     lo = self.process_index * share
     batch = {k: v[indices[lo : lo + share]] for k, v in self._source.items()}
     if self.random_flip:
-      # Drawn for the whole global batch and then sliced, so an example's
-      # flip does not depend on how many processes share the batch.
-      rng = np.random.default_rng([self.seed, epoch, step, _FLIP_STREAM])
-      flip = rng.random(len(indices))[lo : lo + share] < 0.5
-      images = batch["image"]
-      batch["image"] = np.where(
-        flip[:, None, None, None], images[:, :, ::-1], images
+      batch["image"] = flip_share(
+        batch["image"], [self.seed, epoch, step], len(indices), lo
       )
     self._step += 1
     if self._step == self.steps_per_epoch:

@@ -37,11 +37,8 @@ from typing import Any, cast
 
 import numpy as np
 
+from flowjax_gen.data.pipeline import check_process_share, flip_share
 from flowjax_gen.data.records import RecordSource
-
-# SeedSequence zero-pads short entropy lists; a trailing stream tag keeps the
-# flip draws apart from any other draw keyed on (seed, batch).
-_FLIP_STREAM = 1
 
 
 def _positions(num_records: int, seed: int):
@@ -79,15 +76,8 @@ class _ReadBatch:
     ]
     batch = self.records.take(records)
     if self.random_flip:
-      # Drawn for the whole global batch and then sliced, so an example's
-      # flip does not depend on how many processes share the batch.
-      rng = np.random.default_rng([self.seed, batch_index, _FLIP_STREAM])
-      flip = rng.random(self.batch_size)[self.offset : self.offset + self.local]
-      images = batch["image"]
-      batch["image"] = np.where(
-        flip.reshape(-1, *[1] * (images.ndim - 1)) < 0.5,
-        images[:, :, ::-1],
-        images,
+      batch["image"] = flip_share(
+        batch["image"], [self.seed, batch_index], self.batch_size, self.offset
       )
     return batch
 
@@ -126,20 +116,9 @@ class StreamIterator:
     prefetch: int = 4,
     workers: int = 0,
   ):
-    if batch_size <= 0:
-      raise ValueError(f"batch_size must be positive, got {batch_size}")
+    check_process_share(batch_size, process_index, process_count)
     if not 0 <= seed < 2**32:
       raise ValueError(f"seed must be in [0, 2**32), got {seed}")
-    if process_count <= 0 or not 0 <= process_index < process_count:
-      raise ValueError(
-        f"need 0 <= process_index ({process_index}) < "
-        f"process_count ({process_count})"
-      )
-    if batch_size % process_count:
-      raise ValueError(
-        f"batch_size={batch_size} is not divisible by "
-        f"process_count={process_count}"
-      )
     if threads < 0 or prefetch < 0 or workers < 0:
       raise ValueError(
         f"threads ({threads}), prefetch ({prefetch}) and workers "
