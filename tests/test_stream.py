@@ -206,6 +206,20 @@ def test_a_bad_record_is_refused_when_its_batch_is_read(tmp_path, image, what):
   stream.close()
 
 
+def test_records_read_into_memory_are_checked_as_a_split(tmp_path):
+  """``data.load`` reads a records folder whole and checks it as it checks
+  any split: a bad record is refused with its index, or dropped."""
+  source = _source()
+  images = source["image"].astype(np.float32)
+  images[17, 0, 0, 0] = np.nan
+  data.write_records({**source, "image": images}, str(tmp_path), "train")
+  with pytest.raises(data.BadDataError, match="the first at index 17"):
+    data.load("records", "train", path=str(tmp_path))
+  with pytest.warns(UserWarning, match="dropped 1 of 40 examples"):
+    kept = data.load("records", "train", path=str(tmp_path), drop_bad=True)
+  assert 17 not in kept["label"] and len(kept["label"]) == NUM_RECORDS - 1
+
+
 def test_float_records_that_are_not_pixel_levels_are_refused(tmp_path):
   source = _source()
   images = source["image"].astype(np.float32)

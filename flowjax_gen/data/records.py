@@ -204,15 +204,12 @@ class RecordSource(Sequence):
       raise TypeError(f"a record index must be an int, got {index!r}")
     return {k: v[0] for k, v in self.take([int(index)]).items()}
 
-  def take(self, indices: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
-    """The records at ``indices``, read, checked and stacked into one
-    batch.
+  def read(self, indices: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
+    """The records at ``indices``, read and stacked into one batch as they
+    are stored, unchecked (``data.load`` checks a whole split at once).
 
     Raises:
       IndexError: For an index outside ``[0, len(self))``.
-      BadDataError: For a record with NaN/inf values, image values outside
-        ``value_range``, or (with ``pixel_levels``) non-integer levels;
-        the message names the first such record.
     """
     indices = [int(i) for i in indices]
     for index in indices:
@@ -231,7 +228,20 @@ class RecordSource(Sequence):
         f"{self.describe()}: expected an 'image' feature, got "
         f"{sorted(examples[0])}"
       )
-    batch = {k: np.stack([ex[k] for ex in examples]) for k in examples[0]}
+    return {k: np.stack([ex[k] for ex in examples]) for k in examples[0]}
+
+  def take(self, indices: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
+    """The records at ``indices``, read, checked and stacked into one
+    batch.
+
+    Raises:
+      IndexError: For an index outside ``[0, len(self))``.
+      BadDataError: For a record with NaN/inf values, image values outside
+        ``value_range``, or (with ``pixel_levels``) non-integer levels;
+        the message names the first such record.
+    """
+    indices = [int(i) for i in indices]
+    batch = self.read(indices)
     self._check(batch, indices)
     return batch
 

@@ -120,11 +120,11 @@ def load(
   elif name == "npz":
     source, origin = _npz(path, split), f"npz file {path}"
   elif name == "records":
-    # Imported here: the records module reads through this one's checks.
+    # Imported here: the records module checks with this one's functions.
     from flowjax_gen.data.records import RecordSource  # noqa: PLC0415
 
     records = RecordSource(name, split, path=path, num_examples=num_examples)
-    source = records.take(range(len(records)))
+    source = records.read(range(len(records)))  # checked below, as a whole
     origin = f"records in {path}"
   else:
     source = _tfds(name, split, data_dir, num_examples)

@@ -30,5 +30,6 @@ def take(
   if isinstance(split, RecordSource):
     batch = split.take(indices)
   else:
-    batch = {k: np.asarray(v)[np.asarray(indices)] for k, v in split.items()}
+    rows = np.asarray(indices)
+    return {k: np.asarray(v)[rows] for k, v in split.items() if k in keys}
   return {k: v for k, v in batch.items() if k in keys}

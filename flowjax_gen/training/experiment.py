@@ -67,7 +67,6 @@ class Experiment:
       config, "train", config["num_train_examples"]
     )
     self.test_source = _open_split(config, "test", config["num_test_examples"])
-    self.streamed = config["input"] == "stream"
     for source in (self.train_source, self.test_source):
       if isinstance(source, data.RecordSource):
         # Records are checked, and float levels made uint8, as they are read.
@@ -96,8 +95,7 @@ class Experiment:
       b1=config["adam_b1"],
     )
     self.iterator: data.BatchIterator | data.StreamIterator
-    if self.streamed:
-      assert isinstance(self.train_source, data.RecordSource)
+    if isinstance(self.train_source, data.RecordSource):
       self.iterator = data.StreamIterator(
         self.train_source,
         batch_size=config["batch_size"],
@@ -109,7 +107,6 @@ class Experiment:
         workers=config["input_workers"],
       )
     else:
-      assert isinstance(self.train_source, dict)
       self.iterator = data.BatchIterator(
         self.train_source,
         batch_size=config["batch_size"],
