@@ -1,10 +1,10 @@
 """flowjax_gen: normalising flows and other generative models in JAX/Flax.
 
 Bijectors are pure functions over a params pytree (``flowjax_gen.bijectors``);
-models (``nice``, ``realnvp``, ``glow``; ``nsf`` and ``maf`` for tabular
-vectors) add a base density; objectives report negative log-likelihood in
-nats and bits/dim as the papers do. Auto-encoders,
-VAEs and GANs (``flowjax_gen.models``) train with the same loop, and
+models (``nice``, ``realnvp``, ``glow``, ``flowpp``; ``nsf`` and ``maf``
+for tabular vectors) add a base density; objectives report negative
+log-likelihood in nats and bits/dim as the papers do. Auto-encoders, VAEs
+and GANs (``flowjax_gen.models``) train with the same loop, and
 ``sample_quality`` scores samples in a small classifier's feature space.
 
 Layers, bottom to top; a module imports only from its own layer and the
@@ -49,6 +49,7 @@ from flowjax_gen.models import (
   AutoEncoder,
   Flow,
   autoencoder,
+  flowpp,
   gan,
   glow,
   maf,
@@ -69,6 +70,7 @@ __all__ = [
   "autoencoder",
   "bijectors",
   "distributions",
+  "flowpp",
   "gan",
   "glow",
   "maf",

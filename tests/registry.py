@@ -12,12 +12,22 @@ import numpy as np
 
 from flowjax_gen import bijectors as fb
 from flowjax_gen import models
-from flowjax_gen.nets import MADE, MLP, GlowConvNet, ResNet, ZeroConv
+from flowjax_gen.nets import (
+  MADE,
+  MLP,
+  GatedAttentionNet,
+  GlowConvNet,
+  ResNet,
+  ZeroConv,
+)
 
 SMALL_MLP = functools.partial(MLP, hidden_features=(16,))
 SMALL_MADE = functools.partial(MADE, hidden_features=(16, 16))
 SMALL_CONV = functools.partial(GlowConvNet, hidden_channels=8)
 SMALL_RESNET = functools.partial(ResNet, num_blocks=1, features=8)
+SMALL_GATED = functools.partial(
+  GatedAttentionNet, features=8, num_blocks=1, num_heads=2
+)
 IMAGE = (4, 4, 2)
 VECTOR = (6,)
 
@@ -36,6 +46,18 @@ class Case(NamedTuple):
 def _glow_model(**kw):
   return models.glow(
     (8, 8, 1), levels=2, steps_per_level=2, hidden_channels=8, **kw
+  ).bijector
+
+
+def _flowpp_model(**kw):
+  return models.flowpp(
+    (4, 4, 1),
+    steps=(1, 1, 1),
+    features=8,
+    num_blocks=1,
+    num_heads=2,
+    num_components=2,
+    **kw,
   ).bijector
 
 
@@ -190,6 +212,16 @@ CASES = {
     lambda: fb.logistic_mixture_coupling(SMALL_MLP, num_components=2),
     VECTOR,
     context_size=3,
+  ),
+  "flowpp_model": Case(_flowpp_model, (4, 4, 1), unit_interval=True),
+  "flowpp_model_affine_conditional": Case(
+    lambda: _flowpp_model(coupling="affine", attention=False),
+    (4, 4, 1),
+    context_size=3,
+    unit_interval=True,
+  ),
+  "spline_coupling_gated_attention": Case(
+    lambda: _spline_coupling(SMALL_GATED, mask="checkerboard"), IMAGE
   ),
   "maf_affine": Case(_autoregressive, VECTOR),
   "maf_affine_exp": Case(lambda: _autoregressive(scale_fn="exp"), VECTOR),

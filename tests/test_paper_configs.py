@@ -1,6 +1,7 @@
-"""The paper configs (glow_mnist, glow_cifar10, realnvp_cifar10) at the
-papers' widths and depths: two training steps on 8 simulated devices
-(slow), and the step-cost dry run of ``experiments/cost.py``."""
+"""The paper configs (glow_mnist, glow_cifar10, realnvp_cifar10,
+flowpp_cifar10) at the papers' widths and depths: two training steps on 8
+simulated devices (slow), and the step-cost dry run of
+``experiments/cost.py``."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ CONFIGS = os.path.join(ROOT, "experiments", "configs")
 
 # The papers' models: Glow's K = 32 steps of 512 channels (L = 3 on
 # CIFAR-10; L = 2 on 28x28 MNIST), RealNVP's CIFAR-10 ResNets of 8 blocks x
-# 64 features with one downscale.
+# 64 features with one downscale, Flow++'s 9 mixture couplings of 10 gated
+# attention blocks x 96 channels with 32 components.
 PAPER_MODELS = {
   "glow_mnist": (
     {"levels": 2, "steps_per_level": 32, "hidden_channels": 512},
@@ -31,6 +33,15 @@ PAPER_MODELS = {
     3.35,
   ),
   "realnvp_cifar10": ({"levels": 2, "num_blocks": 8, "features": 64}, 3.49),
+  "flowpp_cifar10": (
+    {
+      "features": 96,
+      "num_blocks": 10,
+      "num_heads": 4,
+      "num_components": 32,
+    },
+    3.08,
+  ),
 }
 
 

@@ -46,6 +46,8 @@ def test_every_config_is_listed():
     "glow_mnist",
     "realnvp_cifar10",
     "glow_cifar10",
+    "flowpp_mnist",
+    "flowpp_cifar10",
     *(
       f"{family}_{data}" for family in families for data in ("mnist", "digits")
     ),
@@ -53,7 +55,8 @@ def test_every_config_is_listed():
 
 
 @pytest.mark.parametrize(
-  "name", ["glow_mnist", "realnvp_mnist", "nice_mnist", "vae_mnist"]
+  "name",
+  ["glow_mnist", "flowpp_mnist", "realnvp_mnist", "nice_mnist", "vae_mnist"],
 )
 def test_cpu_hour_recipes_are_valid_configs(name):
   """The one-CPU-hour recipes of docs/results.md: valid, evaluated during

@@ -108,3 +108,20 @@ def zero_log_det(x: Any) -> Array:
 def num_positions(x: Array) -> int:
   """Positions per example: every axis but the batch and the channel axes."""
   return math.prod(x.shape[1:-1])
+
+
+def as_inputs(params: Params) -> Params:
+  """``params``, computed: an ``init`` that runs a member's forward on the
+  params it has just made passes them through this first.
+
+  Inside one compiled program (a jitted ``init``, a ``scan`` body) freshly
+  initialised params are compile-time constants: a zero-initialised last
+  layer is ``broadcast(0)``. XLA's CPU backend (jaxlib 0.10) miscompiles a
+  fused dot whose operand is such a broadcast constant and whose other
+  operand is computed in the same fusion (a layer norm, a normalised
+  activation): it returns garbage of order 1e15-1e29 instead of the
+  product. ``lax.optimization_barrier`` keeps the params opaque, so they
+  enter the dot as buffers, as they do in a training step; it computes
+  nothing.
+  """
+  return jax.lax.optimization_barrier(params)

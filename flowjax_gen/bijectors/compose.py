@@ -17,7 +17,12 @@ import jax
 import jax.numpy as jnp
 
 from flowjax_gen._checks import check_even, check_positive_int
-from flowjax_gen.bijectors.base import Bijector, forward_in_mode, zero_log_det
+from flowjax_gen.bijectors.base import (
+  Bijector,
+  as_inputs,
+  forward_in_mode,
+  zero_log_det,
+)
 from flowjax_gen.bijectors.checks import checked
 from flowjax_gen.bijectors.invertible_backprop import (
   Transform,
@@ -49,7 +54,7 @@ def chain(*bijectors: Bijector) -> Bijector:
     for bijector, k in zip(
       bijectors, jax.random.split(key, len(bijectors)), strict=True
     ):
-      p = bijector.init(k, x, context)
+      p = as_inputs(bijector.init(k, x, context))
       x, _ = bijector.forward_and_log_det(p, x, context)
       params.append(p)
     return tuple(params)
@@ -227,7 +232,7 @@ def scan(
 
   def init(key, x, context: Context = None):
     def body(x, k):
-      p = bijector.init(k, x, context)
+      p = as_inputs(bijector.init(k, x, context))
       x, _ = bijector.forward_and_log_det(p, x, context)
       return x, p
 
@@ -329,7 +334,7 @@ def multiscale(levels: Sequence[Bijector]) -> Bijector:
     for i, (level, k) in enumerate(
       zip(levels, jax.random.split(key, last + 1), strict=True)
     ):
-      p = level.init(k, h, context)
+      p = as_inputs(level.init(k, h, context))
       h, _ = level.forward_and_log_det(p, h, context)
       if i < last:
         h, _ = _split_channels(h, i)

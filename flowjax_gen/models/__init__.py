@@ -10,6 +10,7 @@ from flowjax_gen.models.dequantization import (
   nested_flow,
   variational_dequantizer,
 )
+from flowjax_gen.models.flowpp import flowpp
 from flowjax_gen.models.flows import (
   Flow,
   glow,
@@ -46,6 +47,7 @@ __all__ = [
   "check_data",
   "classifier",
   "family_of",
+  "flowpp",
   "gan",
   "glow",
   "glow_step",

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 from flowjax_gen.models.ae import autoencoder
 from flowjax_gen.models.classifier import classifier
+from flowjax_gen.models.flowpp import flowpp
 from flowjax_gen.models.flows import Flow, glow, nice, realnvp
 from flowjax_gen.models.gan import gan
 from flowjax_gen.models.tabular_flows import maf, nsf
@@ -41,6 +42,7 @@ REGISTRY: dict[str, Entry] = {
   "nice": Entry("flow", nice),
   "realnvp": Entry("flow", realnvp),
   "glow": Entry("flow", glow),
+  "flowpp": Entry("flow", flowpp),
   "nsf": Entry("flow", nsf),
   "maf": Entry("flow", maf),
   "autoencoder": Entry("autoencoder", autoencoder),

@@ -12,6 +12,11 @@ from flowjax_gen.nets.conditioners import (
 from flowjax_gen.nets.decoders import ConvDecoder, MLPDecoder
 from flowjax_gen.nets.discriminators import DCGANDiscriminator
 from flowjax_gen.nets.encoders import ConvEncoder, MLPEncoder
+from flowjax_gen.nets.gated_attention import (
+  GatedAttention,
+  GatedAttentionNet,
+  GatedConv,
+)
 from flowjax_gen.nets.generators import DCGANGenerator
 from flowjax_gen.nets.made import MADE, MaskedDense
 
@@ -23,6 +28,9 @@ __all__ = [
   "ConvFeatures",
   "DCGANDiscriminator",
   "DCGANGenerator",
+  "GatedAttention",
+  "GatedAttentionNet",
+  "GatedConv",
   "GlowConvNet",
   "MLPDecoder",
   "MLPEncoder",
