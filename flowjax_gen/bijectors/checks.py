@@ -36,7 +36,7 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
-from flowjax_gen.bijectors.base import Bijector
+from flowjax_gen.bijectors.base import Bijector, as_inputs
 
 # Nesting depth of checked calls in this thread: only depth 0 checks.
 _depth = threading.local()
@@ -230,7 +230,9 @@ def with_checks(name: str, bijector: Bijector) -> Bijector:
         f"axis; got shape {_shapes_of(x)}."
       )
     with _Outer():
-      params = bijector.init(key, x, context, **kwargs)
+      # Opaque, so a caller's program that runs the forward on them (one
+      # jit of init and forward) computes with them as inputs (as_inputs).
+      params = as_inputs(bijector.init(key, x, context, **kwargs))
     record.inputs = _signature(x)
     record.outputs = None
     record.context_rank = None if context is None else jnp.ndim(context)
