@@ -27,9 +27,7 @@ def _digit_like_batch(key, shape=(16, 28, 14, 2)):
 
 def test_an_init_compiled_whole_keeps_zero_layers_exact():
   """A coupling whose last layer starts at zero is the identity, also when
-  init and forward are one compiled program, where the zero kernel is a
-  constant: XLA's CPU backend returned garbage (~1e15) for a dot of a
-  constant with a layer-normed operand before ``bijectors.as_inputs``."""
+  init and forward are one compiled program."""
   net = functools.partial(GatedAttentionNet, features=32, num_blocks=1)
   step = unchecked(chain(actnorm(), affine_coupling(net, mask="half")))
   norm = unchecked(actnorm())
@@ -43,15 +41,22 @@ def test_an_init_compiled_whole_keeps_zero_layers_exact():
   for seed in range(3):
     y = np.asarray(init_and_forward(jax.random.key(seed), x))
     np.testing.assert_allclose(y, np.asarray(expected), rtol=1e-5, atol=1e-5)
+  # XLA's CPU backend (jaxlib 0.10) miscompiles a fused dot of a broadcast
+  # constant (a zero kernel fresh from init) with an operand computed in
+  # the same fusion (a layer norm): garbage of ~1e15 instead of zeros, on
+  # some buffers and not others. bijectors.as_inputs keeps fresh params
+  # out of constant folding; every member's params pass through it.
+  text = init_and_forward.lower(jax.random.key(0), x).as_text()
+  assert text.count("optimization_barrier") >= 2
 
 
 def test_flowpp_init_leaves_unit_variance_latents():
   """Every coupling starts as the identity and every actnorm normalises the
   batch it sees, so the init batch leaves with finite, unit-scale latents."""
   flow = models.flowpp(
-    (28, 28, 1), steps=(2, 1, 1), features=16, num_blocks=1, num_components=4
+    (16, 16, 1), steps=(2, 1, 1), features=8, num_blocks=1, num_components=2
   )
-  x = jax.nn.sigmoid(_digit_like_batch(jax.random.key(1), (16, 28, 28, 1)))
+  x = jax.nn.sigmoid(_digit_like_batch(jax.random.key(1), (16, 16, 16, 1)))
   params = flow.init(jax.random.key(2), x)
   latents = np.asarray(flow.encode(params, x))
   assert np.isfinite(latents).all()
@@ -87,24 +92,6 @@ def test_attention_gives_every_position_the_whole_grid(attention):
   near = np.asarray(jax.grad(corner)(x))[0, 1, 1, 0]
   assert near != 0.0
   assert (far != 0.0) == attention
-
-
-def test_flowpp_round_trips_with_every_coupling():
-  for coupling in ("mixture", "affine", "spline"):
-    flow = models.flowpp(
-      (4, 8, 1),
-      steps=(1, 1, 1),
-      features=8,
-      num_blocks=1,
-      num_heads=2,
-      num_components=3,
-      coupling=coupling,
-    )
-    x = jax.random.uniform(jax.random.key(6), (3, 4, 8, 1))
-    params = _perturbed(flow.init(jax.random.key(7), x), jax.random.key(8), 0.1)
-    latents = jax.jit(flow.encode)(params, x)
-    back = jax.jit(flow.decode)(params, latents)
-    np.testing.assert_allclose(np.asarray(back), np.asarray(x), atol=2e-5)
 
 
 @pytest.mark.parametrize(
