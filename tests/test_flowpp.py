@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from registry import perturb
 
 from flowjax_gen import models
 from flowjax_gen.bijectors import actnorm, affine_coupling, chain
@@ -65,25 +66,13 @@ def test_flowpp_init_leaves_unit_variance_latents():
   assert np.isfinite(np.asarray(flow.log_prob(params, x))).all()
 
 
-def _perturbed(params, key, scale=0.3):
-  leaves, tree = jax.tree.flatten(params)
-  keys = jax.random.split(key, len(leaves))
-  return jax.tree.unflatten(
-    tree,
-    [
-      a + scale * jax.random.normal(k, a.shape, a.dtype)
-      for a, k in zip(leaves, keys, strict=True)
-    ],
-  )
-
-
 @pytest.mark.parametrize("attention", [True, False])
 def test_attention_gives_every_position_the_whole_grid(attention):
   """With attention the output at one corner depends on the input at the
   far corner; without it a block's convolutions see 9x9 pixels."""
   net = GatedAttentionNet(2, features=8, num_blocks=1, attention=attention)
   x = jax.random.normal(jax.random.key(3), (1, 12, 12, 1))
-  params = _perturbed(net.init(jax.random.key(4), x), jax.random.key(5))
+  params = perturb(net.init(jax.random.key(4), x), jax.random.key(5), 0.3)
 
   def corner(x):
     return net.apply(params, x)[0, 0, 0].sum()
