@@ -34,18 +34,33 @@ PAPER = {
 }
 
 
-def get_config(arg: str = ""):
-  options = common.parse_arg(arg)
-  config = common.base_config()
+def paper_flow(config) -> None:
+  """The flow of Flow++'s CIFAR-10 code, with variational dequantisation;
+  ``flowpp_mnist.py`` starts from it too."""
   config.model = "flowpp"
   config.model_kwargs.steps = (4, 2, 3)
   config.model_kwargs.features = 96
   config.model_kwargs.num_blocks = 10
   config.model_kwargs.num_heads = 4
   config.model_kwargs.num_components = 32
+  config.dequantization = "variational"
+
+
+def smoke(config) -> None:
+  """A tiny flow and dequantiser for a few steps (tests)."""
+  common.smoke(
+    config, steps=(1, 1, 1), features=8, num_blocks=1, num_components=4
+  )
+  config.objective_kwargs.update(num_couplings=2, features=4)
+  config.objective_kwargs.context_features = 4
+
+
+def get_config(arg: str = ""):
+  options = common.parse_arg(arg)
+  config = common.base_config()
+  paper_flow(config)
   config.dataset = "cifar10"
   config.random_flip = True
-  config.dequantization = "variational"
   config.objective_kwargs.num_couplings = 4
   config.objective_kwargs.features = 96
   config.objective_kwargs.num_blocks = 3
@@ -63,9 +78,5 @@ def get_config(arg: str = ""):
   config.eval_every = 10_000
   config.checkpoint_every = 2000
   if "smoke" in options:
-    common.smoke(
-      config, steps=(1, 1, 1), features=8, num_blocks=1, num_components=4
-    )
-    config.objective_kwargs.update(num_couplings=2, features=4)
-    config.objective_kwargs.context_features = 4
+    smoke(config)
   return common.with_factory_defaults(config)

@@ -30,7 +30,7 @@ Command:
 
 from __future__ import annotations
 
-from configs import common
+from configs import common, flowpp_cifar10
 
 PAPER = {
   "bits_per_dim": None,
@@ -48,14 +48,8 @@ def get_config(arg: str = ""):
   if "long" in options and "cpu_hour" not in options:
     raise ValueError("'long' modifies the cpu_hour recipe: 'cpu_hour,long'.")
   config = common.base_config()
-  config.model = "flowpp"
-  config.model_kwargs.steps = (4, 2, 3)
-  config.model_kwargs.features = 96
-  config.model_kwargs.num_blocks = 10
-  config.model_kwargs.num_heads = 4
-  config.model_kwargs.num_components = 32
+  flowpp_cifar10.paper_flow(config)
   config.dataset = "mnist"
-  config.dequantization = "variational"
   config.objective_kwargs.num_couplings = 4
   config.objective_kwargs.features = 32
   config.objective_kwargs.num_blocks = 1
@@ -83,11 +77,7 @@ def get_config(arg: str = ""):
     config.eval_every = config.num_steps // 5
     config.checkpoint_every //= 2
   if "smoke" in options:
-    common.smoke(
-      config, steps=(1, 1, 1), features=8, num_blocks=1, num_components=4
-    )
-    config.objective_kwargs.update(num_couplings=2, features=4)
-    config.objective_kwargs.context_features = 4
+    flowpp_cifar10.smoke(config)
   return common.with_factory_defaults(config)
 
 
