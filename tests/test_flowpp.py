@@ -66,21 +66,31 @@ def test_flowpp_init_leaves_unit_variance_latents():
   assert np.isfinite(np.asarray(flow.log_prob(params, x))).all()
 
 
-@pytest.mark.parametrize("attention", [True, False])
-def test_attention_gives_every_position_the_whole_grid(attention):
-  """With attention the output at one corner depends on the input at the
-  far corner; without it a block's convolutions see 9x9 pixels."""
-  net = GatedAttentionNet(2, features=8, num_blocks=1, attention=attention)
-  x = jax.random.normal(jax.random.key(3), (1, 12, 12, 1))
+@pytest.mark.parametrize(
+  "attention, gate_kernel_size", [(True, 1), (False, 1), (False, 3)]
+)
+def test_receptive_field_of_one_block(attention, gate_kernel_size):
+  """With attention the output at the centre depends on every input
+  position; without it one block's convolutions see a square of
+  ``gate_kernel_size + 6`` pixels (the docstring's ``(k + 1) B + 5``)."""
+  net = GatedAttentionNet(
+    2,
+    features=8,
+    num_blocks=1,
+    attention=attention,
+    gate_kernel_size=gate_kernel_size,
+  )
+  x = jax.random.normal(jax.random.key(3), (1, 13, 13, 1))
   params = perturb(net.init(jax.random.key(4), x), jax.random.key(5), 0.3)
 
-  def corner(x):
-    return net.apply(params, x)[0, 0, 0].sum()
+  def centre(x):
+    return net.apply(params, x)[0, 6, 6].sum()
 
-  far = np.asarray(jax.grad(corner)(x))[0, 11, 11, 0]
-  near = np.asarray(jax.grad(corner)(x))[0, 1, 1, 0]
-  assert near != 0.0
-  assert (far != 0.0) == attention
+  grad = np.asarray(jax.grad(centre)(x))[0, :, :, 0]
+  reach = (gate_kernel_size + 6) // 2
+  for offset in range(7):
+    seen = grad[6 + offset, 6 - offset] != 0.0
+    assert seen == (attention or offset <= reach), offset
 
 
 @pytest.mark.parametrize(
@@ -91,6 +101,8 @@ def test_attention_gives_every_position_the_whole_grid(attention):
     ({"num_heads": 3}, "divide features"),
     ({"coupling": "additive"}, "coupling"),
     ({"attention": 1}, "bool"),
+    ({"gate_kernel_size": 2}, "odd positive"),
+    ({"gate_kernel_size": 0}, "odd positive"),
   ],
 )
 def test_flowpp_refuses_bad_arguments(kwargs, message):

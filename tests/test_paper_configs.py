@@ -22,7 +22,8 @@ CONFIGS = os.path.join(ROOT, "experiments", "configs")
 # The papers' models: Glow's K = 32 steps of 512 channels (L = 3 on
 # CIFAR-10; L = 2 on 28x28 MNIST), RealNVP's CIFAR-10 ResNets of 8 blocks x
 # 64 features with one downscale, Flow++'s 9 mixture couplings of 10 gated
-# attention blocks x 96 channels with 32 components.
+# attention blocks x 96 channels (a 1x1 gate convolution) with 32
+# components.
 PAPER_MODELS = {
   "glow_mnist": (
     {"levels": 2, "steps_per_level": 32, "hidden_channels": 512},
@@ -39,6 +40,7 @@ PAPER_MODELS = {
       "num_blocks": 10,
       "num_heads": 4,
       "num_components": 32,
+      "gate_kernel_size": 1,
     },
     3.08,
   ),

@@ -4,9 +4,10 @@ Paper: 3.08 bits/dim with variational dequantisation. The model of its code
 (``flows/run_cifar.py``): logit pre-processing, 4 column couplings, a
 squeeze, 2 channel couplings and 3 column couplings, each coupling a
 32-component logistic-mixture CDF whose conditioner is 10 gated blocks of
-96 channels with 4-head self-attention; the dequantiser is a conditional
-flow of 4 such couplings. Adam at 3e-4 with 2,000 warm-up steps, global
-batch 64, gradients clipped to norm 1, EMA 0.999, dropout 0.2 (which
+96 channels (a 3x3 and a 1x1 convolution) with 4-head self-attention;
+the dequantiser is a conditional flow of 4 such couplings. Adam at 3e-4
+with 2,000 warm-up steps, global batch 64, gradients clipped to norm 1,
+EMA 0.999, dropout 0.2 (which
 ``nets.GatedAttentionNet`` does not have). GPU-hours: not reported (the
 paper gives no training time; its code does not name its hardware).
 
@@ -42,6 +43,8 @@ def paper_flow(config) -> None:
   config.model_kwargs.features = 96
   config.model_kwargs.num_blocks = 10
   config.model_kwargs.num_heads = 4
+  # Its couplings' gated blocks end in a 1x1 convolution (use_nin=True).
+  config.model_kwargs.gate_kernel_size = 1
   config.model_kwargs.num_components = 32
   config.dequantization = "variational"
 

@@ -3,20 +3,24 @@ self-attention over positions (Ho et al. 2019, §3.3).
 
 One block of ``GatedAttentionNet`` is::
 
-    h <- LayerNorm(h + gate(conv(concat_elu(conv(concat_elu(h))))))
+    h <- LayerNorm(h + gate(conv_k(concat_elu(conv_3(concat_elu(h))))))
     h <- LayerNorm(h + gate(dense(attention(h + e))))      (if attention)
 
 where ``concat_elu(h) = [elu(h), elu(-h)]`` (both signs, so no information
 is cut off), ``gate([a, b]) = a * sigmoid(b)`` halves the channels of a
 ``2F``-channel output, ``e`` is a learned position embedding and
 ``attention`` is multi-head scaled dot-product self-attention over all
-``H x W`` positions of an example::
+``H x W`` positions of an example. ``conv_3`` is a 3x3 convolution to
+``F`` channels and ``conv_k`` a ``k x k`` one to ``2F``: Flow++'s couplings
+use ``k = 1`` (a "network in network" layer, its ``use_nin=True``), its
+dequantiser's context net ``k = 3`` (9 times that layer's parameters and
+FLOPs). Attention is::
 
     softmax(Q K^T / sqrt(F / heads)) V,   Q, K, V = dense(h + e).
 
 Attention gives every output position the whole grid as its receptive
-field; the convolutions alone see a ``(4 B + 5)``-pixel square after ``B``
-blocks (the input and output convolutions included). The layer norms act
+field; the convolutions alone see a ``((k + 1) B + 5)``-pixel square after
+``B`` blocks (the input and output convolutions included). The layer norms act
 over the channels of one position, so every output depends on its own
 example alone and the coupling's log-det stays exact per example. Each
 residual branch's last layer starts at a tenth of the default initial
@@ -61,11 +65,30 @@ def _branch_init():
   )
 
 
+def check_gate_kernel_size(size) -> int:
+  """``size`` if it is an odd positive int (a centred kernel), else a
+  ``ValueError``."""
+  if (
+    isinstance(size, bool)
+    or not isinstance(size, int)
+    or size < 1
+    or (size % 2 == 0)
+  ):
+    raise ValueError(
+      "gate_kernel_size must be an odd positive int (1: Flow++'s couplings, "
+      f"3: its dequantiser's context net); got {size!r}."
+    )
+  return size
+
+
 class GatedConv(nn.Module):
-  """``h + gate(conv(concat_elu(conv(concat_elu(h)))))``, 3x3 convolutions:
-  ``F -> F -> 2F`` channels, the gate halving back to ``F``."""
+  """``h + gate(conv_k(concat_elu(conv_3(concat_elu(h)))))``: a 3x3
+  convolution to ``F`` channels, then a ``k x k`` one to ``2F``
+  (``k = gate_kernel_size``, Flow++'s couplings 1), the gate halving back
+  to ``F``."""
 
   convolution: str = "auto"
+  gate_kernel_size: int = 1
 
   @nn.compact
   def __call__(self, h: jax.Array) -> jax.Array:
@@ -74,9 +97,10 @@ class GatedConv(nn.Module):
     c = nn.Conv(features, (3, 3), padding="SAME", conv_general_dilated=conv)(
       concat_elu(h)
     )
+    k = check_gate_kernel_size(self.gate_kernel_size)
     c = nn.Conv(
       2 * features,
-      (3, 3),
+      (k, k),
       padding="SAME",
       kernel_init=_branch_init(),
       conv_general_dilated=conv,
@@ -133,6 +157,8 @@ class GatedAttentionNet(nn.Module):
   images ``(B, H, W, C)``; context as every conditioner's
   (``nets.conditioners.with_context``). ``convolution`` as
   ``GlowConvNet``'s (GEMMs on CPU, XLA convolutions on accelerators).
+  ``gate_kernel_size``: the second convolution of each gated block, 1 as
+  in Flow++'s couplings (see ``GatedConv``).
   """
 
   out_features: int
@@ -141,6 +167,7 @@ class GatedAttentionNet(nn.Module):
   attention: bool = True
   num_heads: int = 4
   convolution: str = "auto"
+  gate_kernel_size: int = 1
 
   @nn.compact
   def __call__(self, x: jax.Array, context: Optional[jax.Array] = None):
@@ -160,7 +187,8 @@ class GatedAttentionNet(nn.Module):
         jnp.float32,
       )
     for _ in range(self.num_blocks):
-      h = nn.LayerNorm()(GatedConv(convolution=self.convolution)(h))
+      block = GatedConv(self.convolution, self.gate_kernel_size)
+      h = nn.LayerNorm()(block(h))
       if self.attention:
         h = nn.LayerNorm()(
           GatedAttention(self.num_heads)(h + embedding.astype(h.dtype))
