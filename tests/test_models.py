@@ -183,6 +183,26 @@ def test_configs_saved_before_version_2_rebuild_the_sigmoid_scale():
   assert "scale_fn" not in with_defaults(other)["model_kwargs"]
 
 
+def test_flowpp_configs_saved_before_version_3_rebuild_the_3x3_gate():
+  """Every flowpp run before ``gate_kernel_size`` had a 3x3 gate
+  convolution; its recorded config must rebuild that net (its checkpoint
+  holds 3x3 kernels), while a current config keeps the factory default."""
+  old = {
+    "model": "flowpp",
+    "model_kwargs": {"features": 32},
+    "config_version": 2,
+  }
+  migrated = with_defaults(old)
+  assert migrated["model_kwargs"] == {"features": 32, "gate_kernel_size": 3}
+  assert migrated["config_version"] == CONFIG_VERSION == 3
+  chosen = {"model": "flowpp", "model_kwargs": {"gate_kernel_size": 1}}
+  assert with_defaults(chosen)["model_kwargs"]["gate_kernel_size"] == 1
+  current = {"model": "flowpp", "model_kwargs": {}, "config_version": 3}
+  assert "gate_kernel_size" not in with_defaults(current)["model_kwargs"]
+  glow = {"model": "glow", "model_kwargs": {}, "config_version": 2}
+  assert "gate_kernel_size" not in with_defaults(glow)["model_kwargs"]
+
+
 def test_glow_spline_coupling_settings():
   """coupling="spline" gives each coupling network 3 K - 1 outputs per
   transformed channel (K = 8 by default); bin settings are refused for the

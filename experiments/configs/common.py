@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import ml_collections
 
-from flowjax_gen.training.config import model_kwargs_defaults
+from flowjax_gen.training.config import CONFIG_VERSION, model_kwargs_defaults
 
 
 def parse_arg(arg: str, allowed: Sequence[str] = ("smoke",)) -> set[str]:
@@ -88,7 +88,7 @@ def base_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   # Field meanings and factory defaults of this release (see
   # flowjax_gen.training.config.with_defaults for older runs).
-  config.config_version = 2
+  config.config_version = CONFIG_VERSION
   config.model = "glow"
   config.model_kwargs = ml_collections.ConfigDict()
   config.objective_kwargs = ml_collections.ConfigDict()

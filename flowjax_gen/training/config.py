@@ -268,9 +268,12 @@ _LATER_FIELDS = {
 # Version 2 changed Glow's default coupling scale from ``sigmoid(h + 2)``
 # (unbounded inverse, 1 / s = 1 + exp(-h - 2)) to ``exp(tanh(h))``; a
 # version-1 config (no ``config_version`` field) that left ``scale_fn`` to
-# the factory default trained the sigmoid scale.
-CONFIG_VERSION = 2
+# the factory default trained the sigmoid scale. Version 3 added Flow++'s
+# ``gate_kernel_size`` (default 1, its paper's); every earlier ``flowpp``
+# run had a 3x3 gate convolution.
+CONFIG_VERSION = 3
 _GLOW_MODELS = ("glow",)
+_FLOWPP_MODELS = ("flowpp",)
 
 
 def with_defaults(config: Mapping) -> dict:
@@ -280,6 +283,10 @@ def with_defaults(config: Mapping) -> dict:
   if config.get("config_version", 1) < 2 and config["model"] in _GLOW_MODELS:
     kwargs = dict(config.get("model_kwargs") or {})
     kwargs.setdefault("scale_fn", "sigmoid")
+    config["model_kwargs"] = kwargs
+  if config.get("config_version", 1) < 3 and config["model"] in _FLOWPP_MODELS:
+    kwargs = dict(config.get("model_kwargs") or {})
+    kwargs.setdefault("gate_kernel_size", 3)
     config["model_kwargs"] = kwargs
   config["config_version"] = CONFIG_VERSION
   return config
