@@ -40,6 +40,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from flowjax_gen._checks import is_int
 from flowjax_gen.nets.conditioners import with_context
 from flowjax_gen.nets.convolution import conv_function
 
@@ -68,12 +69,7 @@ def _branch_init():
 def check_gate_kernel_size(size) -> int:
   """``size`` if it is an odd positive int (a centred kernel), else a
   ``ValueError``."""
-  if (
-    isinstance(size, bool)
-    or not isinstance(size, int)
-    or size < 1
-    or (size % 2 == 0)
-  ):
+  if not is_int(size) or size < 1 or size % 2 == 0:
     raise ValueError(
       "gate_kernel_size must be an odd positive int (1: Flow++'s couplings, "
       f"3: its dequantiser's context net); got {size!r}."

@@ -265,28 +265,31 @@ _LATER_FIELDS = {
   "input_workers": 0,
 }
 
-# Version 2 changed Glow's default coupling scale from ``sigmoid(h + 2)``
-# (unbounded inverse, 1 / s = 1 + exp(-h - 2)) to ``exp(tanh(h))``; a
-# version-1 config (no ``config_version`` field) that left ``scale_fn`` to
-# the factory default trained the sigmoid scale. Version 3 added Flow++'s
-# ``gate_kernel_size`` (default 1, its paper's); every earlier ``flowpp``
-# run had a 3x3 gate convolution.
 CONFIG_VERSION = 3
-_GLOW_MODELS = ("glow",)
-_FLOWPP_MODELS = ("flowpp",)
+
+# The factory defaults a version changed: a config recorded before
+# ``version`` for one of ``models`` that left ``field`` to the factory
+# trained with ``old_value``. Version 2 changed Glow's coupling scale from
+# ``sigmoid(h + 2)`` (unbounded inverse, 1 / s = 1 + exp(-h - 2)) to
+# ``exp(tanh(h))``; version 3 added Flow++'s ``gate_kernel_size`` (default
+# 1, its paper's), and every earlier ``flowpp`` run had a 3x3 gate
+# convolution.
+_CHANGED_DEFAULTS = (
+  # (version, models, field, old_value)
+  (2, ("glow",), "scale_fn", "sigmoid"),
+  (3, ("flowpp",), "gate_kernel_size", 3),
+)
 
 
 def with_defaults(config: Mapping) -> dict:
   """``config`` with every later-added field present, migrated to
   ``CONFIG_VERSION`` so that it rebuilds the model it was trained with."""
   config = {**_LATER_FIELDS, **dict(config)}
-  if config.get("config_version", 1) < 2 and config["model"] in _GLOW_MODELS:
-    kwargs = dict(config.get("model_kwargs") or {})
-    kwargs.setdefault("scale_fn", "sigmoid")
-    config["model_kwargs"] = kwargs
-  if config.get("config_version", 1) < 3 and config["model"] in _FLOWPP_MODELS:
-    kwargs = dict(config.get("model_kwargs") or {})
-    kwargs.setdefault("gate_kernel_size", 3)
-    config["model_kwargs"] = kwargs
+  recorded_version = config.get("config_version", 1)
+  for version, models, field, old_value in _CHANGED_DEFAULTS:
+    if recorded_version < version and config["model"] in models:
+      kwargs = dict(config.get("model_kwargs") or {})
+      kwargs.setdefault(field, old_value)
+      config["model_kwargs"] = kwargs
   config["config_version"] = CONFIG_VERSION
   return config
