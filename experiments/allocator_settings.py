@@ -130,17 +130,6 @@ def _run_child(setting: str) -> dict:
   return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _cpu_model() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return "unknown"
-
-
 def main(argv):
   del argv
   if _CHILD.value:
@@ -148,6 +137,10 @@ def main(argv):
     return
   if not sys.platform.startswith("linux"):
     raise SystemExit("glibc's allocator settings exist on Linux only.")
+  # Imported here, not at the top: it imports JAX, which a child must only
+  # import after its mallopt settings.
+  from long_run_report import cpu_model_name  # noqa: PLC0415
+
   runs = {setting: [] for setting in SETTINGS}
   for round_index in range(_ROUNDS.value):
     shift = round_index % len(SETTINGS)
@@ -158,7 +151,7 @@ def main(argv):
       )
   print(
     f"\n{_WORKLOAD.value}, {_ROUNDS.value} processes per setting, "
-    f"{_STEPS.value} timed steps each, {_cpu_model()}"
+    f"{_STEPS.value} timed steps each, {cpu_model_name()}"
   )
   print(f"{'setting':22s} {'median step ms (per process)':44s} faults/step")
   for setting, results in runs.items():
@@ -170,7 +163,7 @@ def main(argv):
       "command": " ".join(
         ["python", "experiments/allocator_settings.py", *sys.argv[1:]]
       ),
-      "cpu": _cpu_model(),
+      "cpu": cpu_model_name(),
       "cpu_count": os.cpu_count(),
       "workload": _WORKLOAD.value,
       "steps": _STEPS.value,
