@@ -1,6 +1,6 @@
 """What glibc's allocator settings buy a CPU training step, in fresh processes.
 
-  python experiments/allocator_settings.py --rounds=4 --steps=30 \
+  python experiments/allocator_settings.py --rounds=3 --steps=30 \
       --output=docs/performance/allocator_settings.json
 
 XLA's CPU runtime allocates a step's temporaries as one block per
@@ -79,6 +79,9 @@ def _measure(setting: str) -> dict:
   import numpy as np  # noqa: PLC0415
   from bench import ours, workloads  # noqa: PLC0415
 
+  # Not bench.measure.JaxRunner: it also compiles the unrolled program
+  # (for its FLOP count) and the log-likelihood, which changes what the
+  # heap holds before the timed steps; here only the step runs.
   workload = workloads.WORKLOADS[_WORKLOAD.value]
   candidate = ours.candidate(workload)
   step = jax.jit(candidate.train_step, donate_argnums=0)
@@ -142,6 +145,7 @@ def main(argv):
   # import after its mallopt settings.
   from long_run_report import cpu_model_name  # noqa: PLC0415
 
+  cpu = cpu_model_name()
   runs = {setting: [] for setting in SETTINGS}
   for round_index in range(_ROUNDS.value):
     shift = round_index % len(SETTINGS)
@@ -152,7 +156,7 @@ def main(argv):
       )
   print(
     f"\n{_WORKLOAD.value}, {_ROUNDS.value} processes per setting, "
-    f"{_STEPS.value} timed steps each, {cpu_model_name()}"
+    f"{_STEPS.value} timed steps each, {cpu}"
   )
   print(f"{'setting':22s} {'median step ms (per process)':44s} faults/step")
   for setting, results in runs.items():
@@ -164,7 +168,7 @@ def main(argv):
       "command": " ".join(
         ["python", "experiments/allocator_settings.py", *sys.argv[1:]]
       ),
-      "cpu": cpu_model_name(),
+      "cpu": cpu,
       "cpu_count": os.cpu_count(),
       "workload": _WORKLOAD.value,
       "steps": _STEPS.value,

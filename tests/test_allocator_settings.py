@@ -15,6 +15,8 @@ import host_memory
 import pytest
 from scripts import ROOT, run_python
 
+# The script's SETTINGS, written out: importing the script would define its
+# absl flags in the test process, where cost.py's share their names.
 _SETTINGS = {
   "glibc defaults",
   "GLIBC_TUNABLES",
