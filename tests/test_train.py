@@ -71,6 +71,20 @@ def test_cpu_hour_recipes_are_valid_configs(name):
     assert config["model_kwargs"]["likelihood"] == "logistic"
 
 
+def test_flowpp_wide_changes_only_the_conditioner():
+  """``cpu_hour,wide`` (docs/results.md's 1.175 hour) is the recipe with
+  48 channels and a 1x1 gate convolution, nothing else."""
+  module = importlib.import_module("configs.flowpp_mnist")
+  recipe = module.get_config("cpu_hour").to_dict()
+  wide = module.get_config("cpu_hour,wide").to_dict()
+  config_lib.validate_config(wide, num_devices=1, num_processes=1)
+  assert recipe["model_kwargs"]["features"] == 32
+  recipe["model_kwargs"].update(features=48, gate_kernel_size=1)
+  assert wide == recipe
+  with pytest.raises(ValueError, match="'cpu_hour,wide'"):
+    module.get_config("wide")
+
+
 # One full run per model family (checkpoints, evaluation, pictures, logs);
 # the other configs train a few steps of the same step function below.
 END_TO_END = (
