@@ -90,6 +90,9 @@ def _run(code: str) -> tuple[float | None, str]:
     capture_output=True,
     text=True,
     env=env,
+    # ``python -c`` puts the working directory first on sys.path: run from
+    # this checkout so that its flowjax_gen is the one measured.
+    cwd=ROOT,
     timeout=600,
     check=False,
   )
