@@ -23,7 +23,16 @@ and minor page faults per step:
                        starts (what a library can do at import);
   mallopt: one arena   the same and ``M_ARENA_MAX = 1``: every thread
                        allocates from the main heap, which grows with
-                       ``brk`` and so can hold the block.
+                       ``brk`` and so can hold the block;
+  mallopt: no mmap, inline
+                       ``mallopt: no mmap`` with JAX's CPU programs run on
+                       the calling thread
+                       (``jax_cpu_enable_async_dispatch = False``), whose
+                       arena is the main heap;
+  GLIBC_TUNABLES, one arena
+                       the scripts' tunables and ``arena_max=1``: separates
+                       what their huge pages buy from what per-thread
+                       arenas do.
 """
 
 from __future__ import annotations
@@ -56,7 +65,15 @@ SETTINGS = (
   "GLIBC_TUNABLES",
   "mallopt: no mmap",
   "mallopt: one arena",
+  "mallopt: no mmap, inline",
+  "GLIBC_TUNABLES, one arena",
 )
+# The GLIBC_TUNABLES each setting's process starts with (none if absent).
+CHILD_TUNABLES = {
+  "GLIBC_TUNABLES": host_memory.MALLOC_TUNABLES,
+  "GLIBC_TUNABLES, one arena": host_memory.MALLOC_TUNABLES
+  + ":glibc.malloc.arena_max=1",
+}
 _WARM_UP_STEPS = 3
 
 
@@ -76,6 +93,9 @@ def _measure(setting: str) -> dict:
   if setting.startswith("mallopt"):
     _apply_mallopt(setting)  # before JAX starts its threads
   import jax  # noqa: PLC0415
+
+  if setting.endswith("inline"):  # before the CPU backend is made
+    jax.config.update("jax_cpu_enable_async_dispatch", False)
   import numpy as np  # noqa: PLC0415
   from bench import ours, workloads  # noqa: PLC0415
 
@@ -104,13 +124,14 @@ def _measure(setting: str) -> dict:
     "min_step_ms": float(np.min(times)),
     "faults_per_step": faults / _STEPS.value,
     "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
+    "async_dispatch": bool(jax.config.read("jax_cpu_enable_async_dispatch")),
   }
 
 
 def _child_env(setting: str) -> dict:
   env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
-  if setting == "GLIBC_TUNABLES":
-    env["GLIBC_TUNABLES"] = host_memory.MALLOC_TUNABLES
+  if setting in CHILD_TUNABLES:
+    env["GLIBC_TUNABLES"] = CHILD_TUNABLES[setting]
   return env
 
 
@@ -158,11 +179,11 @@ def main(argv):
     f"\n{_WORKLOAD.value}, {_ROUNDS.value} processes per setting, "
     f"{_STEPS.value} timed steps each, {cpu}"
   )
-  print(f"{'setting':22s} {'median step ms (per process)':44s} faults/step")
+  print(f"{'setting':26s} {'median step ms (per process)':44s} faults/step")
   for setting, results in runs.items():
     medians = ", ".join(f"{r['median_step_ms']:.1f}" for r in results)
     faults = ", ".join(f"{r['faults_per_step']:.0f}" for r in results)
-    print(f"{setting:22s} {medians:44s} {faults}")
+    print(f"{setting:26s} {medians:44s} {faults}")
   if _OUTPUT.value:
     report = {
       "command": " ".join(

@@ -1,8 +1,9 @@
 """``experiments/allocator_settings.py``: every setting runs in a fresh
-process, only the tunables setting starts with ``GLIBC_TUNABLES``, and the
-report names the command. (Step times and page faults are what the script
-measures; on a small workload with other tests running they prove
-nothing, so they are only checked to be there.)"""
+process, only the tunables settings start with ``GLIBC_TUNABLES``, only the
+inline one turns JAX's async dispatch off, and the report names the
+command. (Step times and page faults are what the script measures; on a
+small workload with other tests running they prove nothing, so they are
+only checked to be there.)"""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ _SETTINGS = {
   "GLIBC_TUNABLES",
   "mallopt: no mmap",
   "mallopt: one arena",
+  "mallopt: no mmap, inline",
+  "GLIBC_TUNABLES, one arena",
 }
 
 
@@ -53,8 +56,12 @@ def test_every_setting_runs_in_its_own_process(tmp_path):
     assert math.isfinite(run["median_step_ms"]) and run["median_step_ms"] > 0
     assert run["faults_per_step"] >= 0
     # The caller's own GLIBC_TUNABLES never reaches a child; the tunables
-    # setting's child starts with the scripts' tunables.
-    expected = (
-      host_memory.MALLOC_TUNABLES if setting == "GLIBC_TUNABLES" else None
-    )
+    # settings' children start with the scripts' tunables.
+    expected = {
+      "GLIBC_TUNABLES": host_memory.MALLOC_TUNABLES,
+      "GLIBC_TUNABLES, one arena": host_memory.MALLOC_TUNABLES
+      + ":glibc.malloc.arena_max=1",
+    }.get(setting)
     assert run["glibc_tunables"] == expected, setting
+    # Only the inline setting runs programs on the calling thread.
+    assert run["async_dispatch"] == (setting != "mallopt: no mmap, inline")
