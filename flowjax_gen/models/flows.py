@@ -120,8 +120,8 @@ def _concrete(*trees) -> bool:
 
 # ``init`` runs once per model, so its eager program is compiled for compile
 # time, not run time: on the CPU, XLA's backend at optimisation level 0
-# compiles a tiny Glow's init in about a third of the time (1.9 s against
-# 5.4 s on 2 cores) and runs it in the same 10 ms; its params differ from
+# compiles a tiny Glow's init in under half the time (1.15 s against 2.8 s
+# on 2 idle cores) and runs it in the same 10 ms; its params differ from
 # the default level's in the last bits of a float32 (docs/performance.md,
 # "Time to first log-prob"). Other platforms keep XLA's defaults: there it
 # was not measured.
