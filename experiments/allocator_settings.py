@@ -14,10 +14,10 @@ the order rotating between rounds, and reports each process's median step
 and minor page faults per step:
 
   glibc defaults       nothing set;
-  GLIBC_TUNABLES       the scripts' startup tunables
-                       (``host_memory.MALLOC_TUNABLES``: transparent huge
-                       pages for malloc'd memory, no trimming, no mmap
-                       below 4 GB); glibc reads them only at process start;
+  GLIBC_TUNABLES       glibc's start-up tunables (``MALLOC_TUNABLES``:
+                       transparent huge pages for malloc'd memory, no
+                       trimming, no mmap below 4 GB); glibc reads them only
+                       at process start;
   mallopt: no mmap     ``mallopt(M_MMAP_MAX, 0)`` and the largest
                        ``M_TRIM_THRESHOLD``, set in the process before JAX
                        starts (what a library can do at import);
@@ -25,12 +25,13 @@ and minor page faults per step:
                        allocates from the main heap, which grows with
                        ``brk`` and so can hold the block;
   mallopt: no mmap, inline
-                       ``mallopt: no mmap`` with JAX's CPU programs run on
-                       the calling thread
-                       (``jax_cpu_enable_async_dispatch = False``), whose
-                       arena is the main heap;
+                       what ``import flowjax_gen`` sets
+                       (``flowjax_gen/host_memory.py``): ``mallopt: no
+                       mmap`` with JAX's CPU programs run on the calling
+                       thread (``jax_cpu_enable_async_dispatch = False``),
+                       whose arena is the main heap;
   GLIBC_TUNABLES, one arena
-                       the scripts' tunables and ``arena_max=1``: separates
+                       the tunables and ``arena_max=1``: separates
                        what their huge pages buy from what per-thread
                        arenas do.
 """
@@ -45,7 +46,6 @@ import subprocess
 import sys
 import time
 
-import host_memory
 from absl import app, flags
 
 _ROUNDS = flags.DEFINE_integer("rounds", 4, "processes per setting.")
@@ -60,6 +60,14 @@ _CHILD = flags.DEFINE_string("child", None, "internal: run one SETTING.")
 _M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
 _LARGEST_INT = 2**31 - 1
 
+MALLOC_TUNABLES = (
+  "glibc.malloc.hugetlb=1:glibc.malloc.trim_threshold=4000000000:"
+  "glibc.malloc.mmap_threshold=4000000000"
+)
+LIBRARY_SETTING = "mallopt: no mmap, inline"
+# flowjax_gen.host_memory.OPT_OUT_VARIABLE, written out: importing the
+# package here would apply its settings to this process.
+_OPT_OUT_VARIABLE = "FLOWJAX_GEN_HOST_MEMORY"
 SETTINGS = (
   "glibc defaults",
   "GLIBC_TUNABLES",
@@ -70,9 +78,8 @@ SETTINGS = (
 )
 # The GLIBC_TUNABLES each setting's process starts with (none if absent).
 CHILD_TUNABLES = {
-  "GLIBC_TUNABLES": host_memory.MALLOC_TUNABLES,
-  "GLIBC_TUNABLES, one arena": host_memory.MALLOC_TUNABLES
-  + ":glibc.malloc.arena_max=1",
+  "GLIBC_TUNABLES": MALLOC_TUNABLES,
+  "GLIBC_TUNABLES, one arena": MALLOC_TUNABLES + ":glibc.malloc.arena_max=1",
 }
 _WARM_UP_STEPS = 3
 
@@ -90,12 +97,9 @@ def _apply_mallopt(setting: str) -> None:
 
 def _measure(setting: str) -> dict:
   """One process's median step (ms) and minor faults per step."""
-  if setting.startswith("mallopt"):
+  if setting.startswith("mallopt") and setting != LIBRARY_SETTING:
     _apply_mallopt(setting)  # before JAX starts its threads
   import jax  # noqa: PLC0415
-
-  if setting.endswith("inline"):  # before the CPU backend is made
-    jax.config.update("jax_cpu_enable_async_dispatch", False)
   import numpy as np  # noqa: PLC0415
   from bench import ours, workloads  # noqa: PLC0415
 
@@ -132,6 +136,10 @@ def _child_env(setting: str) -> dict:
   env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
   if setting in CHILD_TUNABLES:
     env["GLIBC_TUNABLES"] = CHILD_TUNABLES[setting]
+  # Every other setting keeps flowjax_gen's import from applying its own.
+  env.pop(_OPT_OUT_VARIABLE, None)
+  if setting != LIBRARY_SETTING:
+    env[_OPT_OUT_VARIABLE] = "default"
   return env
 
 
@@ -193,7 +201,8 @@ def main(argv):
       "cpu_count": os.cpu_count(),
       "workload": _WORKLOAD.value,
       "steps": _STEPS.value,
-      "glibc_tunables": host_memory.MALLOC_TUNABLES,
+      "glibc_tunables": MALLOC_TUNABLES,
+      "opt_out_variable": _OPT_OUT_VARIABLE,
       "runs": runs,
     }
     with open(_OUTPUT.value, "w") as f:

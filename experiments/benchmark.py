@@ -40,9 +40,10 @@ import sys
 import jax
 from absl import app, flags
 
+from flowjax_gen import host_memory
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import host_memory  # noqa: E402
 from bench import (  # noqa: E402
   first_log_prob,  # noqa: E402
   measure,
@@ -88,14 +89,6 @@ FIRST_LOG_PROB = flags.DEFINE_bool(
 )
 DEPTH = flags.DEFINE_bool(
   "depth_checks", True, "compile time and memory of Glow at K=8 vs K=32"
-)
-KEEP_FREED_MEMORY = flags.DEFINE_bool(
-  "keep_freed_memory",
-  True,
-  "on Linux, re-run the benchmark under GLIBC_TUNABLES that keep freed "
-  "memory mapped (and on transparent huge pages) instead of returning it to "
-  "the OS, for every candidate alike (docs/performance.md: first-touch page "
-  "faults); ignored when GLIBC_TUNABLES is already set.",
 )
 OUTPUT = flags.DEFINE_string(
   "output", "benchmark.json", "where the JSON report is written"
@@ -251,10 +244,19 @@ def _versions() -> dict:
   return versions
 
 
+def _host_memory() -> str:
+  """The allocator settings every candidate of this process runs under."""
+  if host_memory.applied():
+    return (
+      "flowjax_gen's (freed memory kept in glibc's heap, single-device CPU "
+      "programs on the calling thread)"
+    )
+  tunables = os.environ.get("GLIBC_TUNABLES")
+  return f"GLIBC_TUNABLES={tunables}" if tunables else "glibc and JAX defaults"
+
+
 def main(argv):
   del argv
-  if KEEP_FREED_MEMORY.value:
-    host_memory.keep_freed_memory()
   unknown = [w for w in WORKLOADS.value if w not in KNOWN]
   if unknown:
     raise app.UsageError(
@@ -268,9 +270,7 @@ def main(argv):
     torch.set_num_threads(os.cpu_count() or 1)
   except ImportError:
     pass
-  print(
-    f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(glibc defaults)')}"
-  )
+  print(f"host memory: {_host_memory()}")
   attainable = measure.attainable_gflops()
   print(
     f"attainable on this machine: matmul {attainable['matmul']:.1f} GFLOP/s,"
@@ -284,7 +284,7 @@ def main(argv):
     command=" ".join([os.path.basename(sys.executable), *sys.argv]),
     versions=_versions(),
     cpu_count=os.cpu_count(),
-    glibc_tunables=os.environ.get("GLIBC_TUNABLES"),
+    host_memory=_host_memory(),
     attainable_gflops=attainable,
     workloads={},
   )

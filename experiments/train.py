@@ -34,7 +34,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import distributed  # noqa: E402
 import failures  # noqa: E402
-import host_memory  # noqa: E402
 
 # The multi-process and device flags (--num_cpu_devices, ...) in --helpshort.
 flags.adopt_module_key_flags(distributed)
@@ -76,20 +75,10 @@ _TAKE_OVER_WORKDIR = flags.DEFINE_bool(
   "gone (a lock left on this host by a killed job is taken over anyway, "
   "and one from another host once its heartbeat is 10 minutes old).",
 )
-_KEEP_FREED_MEMORY = flags.DEFINE_bool(
-  "keep_freed_memory",
-  True,
-  "when computing on the CPU under Linux, re-run under GLIBC_TUNABLES that "
-  "keep freed memory mapped (experiments/host_memory.py; the Glow "
-  "benchmark step took 283 ms instead of ~330 ms); ignored when "
-  "GLIBC_TUNABLES is already set.",
-)
 
 
 def main(argv):
   del argv
-  if _KEEP_FREED_MEMORY.value and host_memory.runs_on_cpu():
-    host_memory.keep_freed_memory()
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   distributed.initialize()
   import jax  # noqa: PLC0415 -- after the runtime is configured

@@ -11,7 +11,8 @@ Layers, bottom to top; a module imports only from its own layer and the
 ones below (``tests/test_architecture.py`` parses every import to hold
 this, so the packages cannot form cycles):
 
- 1. ``_checks``, ``typing``: argument checks and type aliases.
+ 1. ``_checks``, ``typing``: argument checks and type aliases;
+    ``host_memory``: the CPU allocator settings applied at import.
  2. ``parallel``: the device mesh and shardings (training and latent
     arithmetic both place arrays with it).
  3. ``distributions``: base densities as pure functions.
@@ -35,7 +36,13 @@ batch through the layers and says where a new bijector, model family or
 dataset goes.
 """
 
-from flowjax_gen import (
+from flowjax_gen import host_memory
+
+# First, before anything can start JAX's runtime: the CPU client's dispatch
+# is fixed when it is made (flowjax_gen/host_memory.py says what and why).
+host_memory.keep_step_memory()
+
+from flowjax_gen import (  # noqa: E402
   bijectors,
   distributions,
   models,
@@ -43,7 +50,7 @@ from flowjax_gen import (
   objectives,
   sample_quality,
 )
-from flowjax_gen.models import (
+from flowjax_gen.models import (  # noqa: E402
   GAN,
   VAE,
   AutoEncoder,

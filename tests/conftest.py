@@ -52,17 +52,8 @@ for path in (HERE, ROOT, os.path.join(ROOT, "experiments")):
   if path not in sys.path:
     sys.path.insert(0, path)
 
-# The training scripts re-execute themselves under glibc's allocator tunables
-# (experiments/host_memory.py) unless GLIBC_TUNABLES is already set. Set here,
-# the end-to-end tests' subprocesses start with the same tunables and skip
-# the second interpreter start-up (about 3 s per run, and the suite starts
-# about a hundred); test_host_memory.py runs the re-execution itself.
-import host_memory  # noqa: E402
-
 # The finished run that the fault and preemption tests start from.
 from finished_run import finished  # noqa: E402, F401
-
-os.environ.setdefault("GLIBC_TUNABLES", host_memory.MALLOC_TUNABLES)
 
 
 def prune_compilation_cache(path: str, limit_bytes: int) -> None:

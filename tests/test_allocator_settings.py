@@ -12,9 +12,15 @@ import math
 import os
 import sys
 
-import host_memory
 import pytest
 from scripts import ROOT, run_python
+
+from flowjax_gen import host_memory
+
+_TUNABLES = (
+  "glibc.malloc.hugetlb=1:glibc.malloc.trim_threshold=4000000000:"
+  "glibc.malloc.mmap_threshold=4000000000"
+)
 
 # The script's SETTINGS, written out: importing the script would define its
 # absl flags in the test process, where cost.py's share their names.
@@ -33,7 +39,11 @@ _SETTINGS = {
 )
 def test_every_setting_runs_in_its_own_process(tmp_path):
   output = tmp_path / "allocator.json"
-  env = dict(os.environ, GLIBC_TUNABLES="glibc.malloc.arena_max=2")
+  env = dict(
+    os.environ,
+    GLIBC_TUNABLES="glibc.malloc.arena_max=2",
+    FLOWJAX_GEN_HOST_MEMORY="default",
+  )
   result = run_python(
     [
       os.path.join(ROOT, "experiments", "allocator_settings.py"),
@@ -58,10 +68,11 @@ def test_every_setting_runs_in_its_own_process(tmp_path):
     # The caller's own GLIBC_TUNABLES never reaches a child; the tunables
     # settings' children start with the scripts' tunables.
     expected = {
-      "GLIBC_TUNABLES": host_memory.MALLOC_TUNABLES,
-      "GLIBC_TUNABLES, one arena": host_memory.MALLOC_TUNABLES
-      + ":glibc.malloc.arena_max=1",
+      "GLIBC_TUNABLES": _TUNABLES,
+      "GLIBC_TUNABLES, one arena": _TUNABLES + ":glibc.malloc.arena_max=1",
     }.get(setting)
     assert run["glibc_tunables"] == expected, setting
-    # Only the inline setting runs programs on the calling thread.
+    # Only the library's setting runs programs on the calling thread: the
+    # others opt out of what importing flowjax_gen applies.
     assert run["async_dispatch"] == (setting != "mallopt: no mmap, inline")
+  assert report["opt_out_variable"] == host_memory.OPT_OUT_VARIABLE

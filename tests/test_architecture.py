@@ -22,7 +22,7 @@ PACKAGE = ROOT / "flowjax_gen"
 
 # Bottom to top; a module may import its own layer and the layers below.
 LAYERS = (
-  ("_checks", "typing"),
+  ("_checks", "typing", "host_memory"),
   ("parallel",),
   ("distributions",),
   ("preprocess",),

@@ -95,7 +95,6 @@ def test_script_reports_one_workload_without_peers(tmp_path):
       "--nodepth_checks",
       "--noinput",
       "--nofirst_log_prob",
-      "--nokeep_freed_memory",
       f"--output={output}",
     ]
   )

@@ -1,50 +1,71 @@
-"""The scripts' allocator settings: ``keep_freed_memory`` re-executes the
-process once under ``MALLOC_TUNABLES`` and leaves a caller's own setting."""
+"""``flowjax_gen.host_memory``: what ``import flowjax_gen`` sets on the CPU,
+the opt-out, and the property it is for (a program's large buffers are not
+page-faulted in again at every call)."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
-import host_memory
 import pytest
 from scripts import run_python
 
-_PROBE = """
-import os, sys
-sys.path.insert(0, {experiments!r})
-import host_memory
-print("start", os.getpid(), os.environ.get("GLIBC_TUNABLES"), flush=True)
-host_memory.keep_freed_memory()
-print("kept", os.getpid(), os.environ.get("GLIBC_TUNABLES"), flush=True)
+from flowjax_gen import host_memory
+
+pytestmark = pytest.mark.skipif(
+  not sys.platform.startswith("linux"), reason="glibc settings: Linux only"
+)
+
+# Calls a jitted program whose 128 MiB output is freed before the next
+# call, and reports the minor page faults per call after warm-up.
+_PROGRAM = """
+import json, resource, sys
+{before}
+import jax, jax.numpy as jnp
+import flowjax_gen
+from flowjax_gen import host_memory
+double = jax.jit(lambda x: x * 2)
+x = jnp.ones((32 * 1024 * 1024,), jnp.float32)
+for _ in range(3):
+  double(x).block_until_ready()
+start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+  double(x).block_until_ready()
+faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start) / 5
+print(json.dumps({{
+  "applied": host_memory.applied(),
+  "async_dispatch": bool(jax.config.read("jax_cpu_enable_async_dispatch")),
+  "faults_per_call": faults,
+}}))
 """
 
 
-def _run_probe(tmp_path, env):
-  probe = tmp_path / "probe.py"
-  experiments = os.path.dirname(os.path.abspath(host_memory.__file__))
-  probe.write_text(_PROBE.format(experiments=experiments))
-  result = run_python([str(probe)], env=env, timeout=120)
+def _run(env_update: dict, before: str = "") -> dict:
+  env = {
+    k: v for k, v in os.environ.items() if k != host_memory.OPT_OUT_VARIABLE
+  }
+  env.update(env_update, JAX_PLATFORMS="cpu")
+  result = run_python(
+    ["-c", _PROGRAM.format(before=before)], env=env, timeout=300
+  )
   assert result.returncode == 0, result.stderr[-3000:]
-  return [line.split(" ", 2) for line in result.stdout.splitlines()]
+  return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.skipif(
-  not sys.platform.startswith("linux"), reason="glibc tunables: Linux only"
-)
-def test_keep_freed_memory_re_executes_once_with_the_tunables(tmp_path):
-  env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
-  lines = _run_probe(tmp_path, env)
-  # First start without the tunables; the re-executed process (same pid,
-  # execve) starts with them and does not execute itself again.
-  assert [line[0] for line in lines] == ["start", "start", "kept"]
-  assert lines[0][2] == "None"
-  assert lines[1][2] == lines[2][2] == host_memory.MALLOC_TUNABLES
-  assert lines[0][1] == lines[1][1] == lines[2][1]
+def test_import_keeps_a_programs_buffers_and_the_opt_out_restores_defaults():
+  kept = _run({})
+  assert kept["applied"] and not kept["async_dispatch"]
+  default = _run({host_memory.OPT_OUT_VARIABLE: "default"})
+  assert not default["applied"] and default["async_dispatch"]
+  # 128 MiB is 32,768 pages of 4 KiB: by default every call maps its output
+  # afresh; with the settings the heap holds it from one call to the next.
+  assert default["faults_per_call"] > 16_000, default
+  assert kept["faults_per_call"] < 2_000, kept
 
 
-def test_keep_freed_memory_leaves_a_callers_setting(tmp_path):
-  env = dict(os.environ, GLIBC_TUNABLES="glibc.malloc.arena_max=2")
-  lines = _run_probe(tmp_path, env)
-  assert [line[0] for line in lines] == ["start", "kept"]
-  assert lines[1][2] == "glibc.malloc.arena_max=2"
+def test_a_runtime_started_before_the_import_is_left_alone():
+  """The CPU client's dispatch is fixed when it is made: after it, the
+  import changes nothing rather than half of the settings."""
+  started = _run({}, before="import jax; jax.devices()")
+  assert not started["applied"] and started["async_dispatch"]
