@@ -7,6 +7,7 @@ field of its report for the one workload without peers.
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import jax
@@ -136,3 +137,22 @@ def test_first_log_prob_times_a_fresh_process():
   assert code.rstrip().endswith(
     'print("SECONDS", _time.perf_counter() - _start)'
   )
+
+
+def test_normflows_glow_gets_its_batch_in_its_layouts():
+  """Each normflows Glow candidate converts the NHWC batch to NCHW (the
+  channels_last one with that memory format), and one step trains."""
+  pytest.importorskip("normflows")
+  import torch  # noqa: PLC0415 -- with normflows
+  from bench import peer_normflows  # noqa: PLC0415
+
+  workload = WORKLOADS["glow"]
+  height, width, channels = workload.batch().shape[1:]
+  default, last = peer_normflows.candidates(workload)
+  for candidate in (default, last):
+    batch = candidate.to_batch(workload.batch())
+    assert tuple(batch.shape[1:]) == (channels, height, width)
+  assert last.to_batch(workload.batch()).is_contiguous(
+    memory_format=torch.channels_last
+  )
+  assert math.isfinite(default.train_step(default.to_batch(workload.batch())))

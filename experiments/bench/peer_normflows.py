@@ -93,7 +93,7 @@ def _candidate(
 
   return TorchCandidate(
     library=library,
-    to_batch=_vector_batch(torch),
+    to_batch=to_batch,
     train_step=train_step,
     log_prob=log_prob,
     note=note,
