@@ -17,8 +17,9 @@ client:
    heap, which grows with ``brk`` and so can hold the block.
 
 Measured with ``experiments/allocator_settings.py`` (docs/performance.md,
-"Host memory"), the Glow step takes about 250 ms instead of 340 ms with no
-page faults, faster than glibc's start-up tunables. Programs over several
+"Host memory"), the Glow step took 258 ms with no page faults, against 363
+ms with glibc's defaults and 277 ms under glibc's start-up tunables (which
+a process cannot set for itself once it runs). Programs over several
 devices keep JAX's asynchronous dispatch (its flag covers single-device
 programs only). The cost: Python waits for each CPU program it calls, so
 host work between steps no longer overlaps them, and the process keeps the
