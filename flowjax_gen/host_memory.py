@@ -22,7 +22,7 @@ ms with glibc's defaults and 277 ms under glibc's start-up tunables (which
 a process cannot set for itself once it runs). Programs over several
 devices keep JAX's asynchronous dispatch (its flag covers single-device
 programs only). The cost: Python waits for each CPU program it calls, so
-host work between steps no longer overlaps them, and the process keeps the
+host work between steps does not overlap them, and the process keeps the
 memory it used at its peak.
 
 ``import flowjax_gen`` applies it when JAX will compute on the CPU under
