@@ -1,6 +1,6 @@
 """What glibc's allocator settings buy a CPU training step, in fresh processes.
 
-  python experiments/allocator_settings.py --rounds=3 --steps=30 \
+  python experiments/allocator_settings.py --rounds=2 --steps=30 \
       --output=docs/performance/allocator_settings.json
 
 XLA's CPU runtime allocates a step's temporaries as one block per
