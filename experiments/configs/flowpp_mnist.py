@@ -20,7 +20,9 @@ The paper reports no MNIST figure; its CIFAR-10 model is
                  steps, the cosine decay over them, evaluated every
                  9,000), with checkpoints twice as often so that a killed
                  run loses little: 1.185 bits/dim in 118 training minutes
-                 on 2 AVX-512 cores, killed twice (docs/results.md).
+                 on 2 AVX-512 cores, killed twice; with "wide"
+                 (``cpu_hour,wide,long --config.eval_every=15000``) 1.152
+                 in 113 (docs/results.md).
   "wide"         the cpu_hour recipe with 48 channels and Flow++'s 1x1
                  second convolution in each gated block, about the
                  recipe's FLOPs per step: on 2 AVX-512 cores 20,000 steps
