@@ -147,12 +147,11 @@ def test_normflows_glow_gets_its_batch_in_its_layouts():
   from bench import peer_normflows  # noqa: PLC0415
 
   workload = WORKLOADS["glow"]
-  height, width, channels = workload.batch().shape[1:]
+  images = workload.batch()
+  height, width, channels = images.shape[1:]
   default, last = peer_normflows.candidates(workload)
-  for candidate in (default, last):
-    batch = candidate.to_batch(workload.batch())
+  batches = {c.library: c.to_batch(images) for c in (default, last)}
+  for batch in batches.values():
     assert tuple(batch.shape[1:]) == (channels, height, width)
-  assert last.to_batch(workload.batch()).is_contiguous(
-    memory_format=torch.channels_last
-  )
-  assert math.isfinite(default.train_step(default.to_batch(workload.batch())))
+  assert batches[last.library].is_contiguous(memory_format=torch.channels_last)
+  assert math.isfinite(default.train_step(batches[default.library]))
