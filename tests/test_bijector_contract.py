@@ -110,7 +110,11 @@ def test_shapes_dtypes_and_jit(name):
   np.testing.assert_allclose(log_det_jit, log_det, rtol=1e-5, atol=1e-4)
   x_jit, _ = compiled.inverse_and_log_det(params, y, context)
   x_eager, _ = eager.inverse_and_log_det(params, y, context)
-  assert max_abs_diff(x_jit, x_eager) < 1e-5
+  # An inverse divides the rounding of y by the map's local slope: where a
+  # spline bin is flat, op-by-op and fused programs differ by more than in
+  # y (for the gated-attention spline coupling, 1.3e-5 at one of 96
+  # entries, whose float64 error is 1.8e-5 eager and 5.7e-6 compiled).
+  assert max_abs_diff(x_jit, x_eager) < 2e-5
 
 
 @pytest.mark.parametrize("name", NAMES)

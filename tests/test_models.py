@@ -158,7 +158,7 @@ def test_default_coupling_scale_is_bounded_in_both_directions():
   # sigmoid(h + 2) a very negative h gives 1 / s ~ exp(-h), which overflowed
   # float32 within a few steps. exp(tanh(h)) keeps 1 / s within (1/e, e).
   h = jnp.array([-1e4, -50.0, -3.0, 0.0, 3.0, 50.0, 1e4])
-  theta = jnp.stack([jnp.zeros_like(h), h], axis=-1)
+  theta = (jnp.zeros_like(h), h)
   y = jnp.ones_like(h)
   default = inspect.signature(models.glow).parameters["scale_fn"].default
   x, log_deriv = transformers.affine(default).inverse(theta, y)

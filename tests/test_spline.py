@@ -12,33 +12,58 @@ import pytest
 from registry import SMALL_CONV, SMALL_MLP, perturb
 
 from flowjax_gen import bijectors as fb
-from flowjax_gen.bijectors.spline import _knots, rational_quadratic
+from flowjax_gen.bijectors import spline
+from flowjax_gen.bijectors.spline import (
+  UNROLL_MAX_BINS,
+  _knots,
+  rational_quadratic,
+  rational_quadratic_bins,
+)
 
 K, B, F = 8, 3.0, 4
 
 
-def _params(seed, scale, dtype=jnp.float32):
+def _params(seed, scale, dtype=jnp.float32, num_bins=K):
   keys = jax.random.split(jax.random.key(seed), 3)
-  shapes = ((F, K), (F, K), (F, K - 1))
+  shapes = ((F, num_bins), (F, num_bins), (F, num_bins - 1))
   return [
     scale * jax.random.normal(k, s, dtype)
     for k, s in zip(keys, shapes, strict=True)
   ]
 
 
+def _full(x, p):
+  return jnp.broadcast_to(p, x.shape + p.shape[-1:])
+
+
 @functools.partial(jax.jit, static_argnames="inverse")
 def _spline(x, widths, heights, derivatives, inverse=False):
-  def full(p):
-    return jnp.broadcast_to(p, x.shape + p.shape[-1:])
-
   return rational_quadratic(
     x,
-    full(widths),
-    full(heights),
-    full(derivatives),
+    _full(x, widths),
+    _full(x, heights),
+    _full(x, derivatives),
     bound=B,
     inverse=inverse,
   )
+
+
+@functools.partial(jax.jit, static_argnames="inverse")
+def _stacked_spline(x, widths, heights, derivatives, inverse=False):
+  """The formulation kept for more than ``UNROLL_MAX_BINS`` bins, at any
+  ``K``: the reference for the bin-by-bin one."""
+
+  def bin_values(v):
+    return spline._bins_stacked(
+      v,
+      _full(x, widths),
+      _full(x, heights),
+      _full(x, derivatives),
+      bound=B,
+      inverse=inverse,
+    )
+
+  return spline._spline(x, B, inverse, bin_values)
 
 
 def _sweep(params, dtype=jnp.float32):
@@ -133,6 +158,97 @@ def test_derivative_is_continuous_at_the_bounds_and_knots():
 
     autodiff = jax.vmap(jax.grad(first_feature))(jnp.asarray(points))
     np.testing.assert_allclose(slope(points)[:, 0], autodiff, rtol=1e-9)
+
+
+@pytest.mark.parametrize("inverse", [False, True])
+def test_bin_by_bin_equals_the_stacked_formulation(inverse):
+  # K = 8 runs bin by bin (rational_quadratic_bins); the stacked
+  # formulation computes the same knots with cumsum and selects from
+  # (K + 1)-long arrays. Values, log-derivatives and gradients with
+  # respect to x and every parameter agree to float64 rounding.
+  assert K <= UNROLL_MAX_BINS
+  with jax.enable_x64(True):
+    params = _params(6, 1.0, jnp.float64)
+    x = _sweep(params, jnp.float64)
+    by_bin = _spline(x, *params, inverse=inverse)
+    stacked = _stacked_spline(x, *params, inverse=inverse)
+    for a, b in zip(by_bin, stacked, strict=True):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-12)
+    # Away from the knots, where a point's bin (and so which parameters
+    # it depends on) cannot change with the order of the additions.
+    points = jnp.linspace(-2 * B + 0.01, 2 * B - 0.01, 197, dtype=jnp.float64)
+    x = jnp.broadcast_to(points[:, None], (points.size, F))
+    weights = jax.random.normal(jax.random.key(7), (2,) + x.shape, x.dtype)
+
+    def loss(fn):
+      def scalar(x, *params):
+        y, log_deriv = fn(x, *params, inverse=inverse)
+        return jnp.sum(weights[0] * y + weights[1] * log_deriv)
+
+      return jax.grad(scalar, argnums=(0, 1, 2, 3))(x, *params)
+
+    for a, b in zip(loss(_spline), loss(_stacked_spline), strict=True):
+      assert np.isfinite(np.asarray(a)).all()
+      np.testing.assert_allclose(
+        np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12
+      )
+
+
+@pytest.mark.parametrize("num_bins", [1, UNROLL_MAX_BINS + 4])
+def test_one_bin_and_many_bins_use_the_stacked_formulation(num_bins):
+  params = _params(8, 0.5, num_bins=num_bins)
+  x = _sweep(params)
+  y, log_deriv = _spline(x, *params)
+  x_back, inverse_log_deriv = _spline(y, *params, inverse=True)
+  np.testing.assert_allclose(np.asarray(x_back), np.asarray(x), atol=1e-5)
+  np.testing.assert_allclose(
+    np.asarray(inverse_log_deriv), -np.asarray(log_deriv), atol=1e-4
+  )
+  stacked = _stacked_spline(x, *params)
+  np.testing.assert_array_equal(np.asarray(y), np.asarray(stacked[0]))
+  # Bin by bin in, stacked inside: the same map.
+  by_bin = rational_quadratic_bins(
+    x,
+    *([_full(x, p)[..., k] for k in range(p.shape[-1])] for p in params),
+    bound=B,
+  )
+  np.testing.assert_allclose(np.asarray(by_bin[0]), np.asarray(y), atol=1e-6)
+
+
+def test_rational_quadratic_bins_refuses_mismatched_parameter_counts():
+  x = jnp.zeros((2, F))
+  widths = [x] * 4
+  with pytest.raises(ValueError, match="K widths, K heights and K - 1"):
+    rational_quadratic_bins(x, widths, [x] * 4, [x] * 4, bound=B)
+  with pytest.raises(ValueError, match="got 4, 3 and 3"):
+    rational_quadratic_bins(x, widths, [x] * 3, [x] * 3, bound=B)
+
+
+def test_spline_coupling_reads_its_conditioner_parameter_major():
+  # Output p * F + i of the conditioner is parameter p of entry i (K
+  # widths, K heights, K - 1 derivatives, each F long), so saved
+  # checkpoints keep their meaning whatever the spline computes with.
+  num_bins, bound = 4, 2.0
+  bijector = fb.spline_coupling(SMALL_MLP, num_bins=num_bins, bound=bound)
+  x = 1.5 * jax.random.normal(jax.random.key(0), (3, 6))
+  params = perturb(bijector.init(jax.random.key(1), x), jax.random.key(2))
+  num_params = 3 * num_bins - 1
+  h = SMALL_MLP(num_params * 3).apply(params, x[:, :3])
+  theta = jnp.moveaxis(h.reshape(3, num_params, 3), 1, 2)  # (N, F, P)
+  y_b, log_deriv = rational_quadratic(
+    x[:, 3:],
+    theta[..., :num_bins],
+    theta[..., num_bins : 2 * num_bins],
+    theta[..., 2 * num_bins :],
+    bound=bound,
+  )
+  y, log_det = bijector.forward_and_log_det(params, x)
+  np.testing.assert_allclose(np.asarray(y[:, :3]), np.asarray(x[:, :3]))
+  np.testing.assert_allclose(np.asarray(y[:, 3:]), np.asarray(y_b), atol=1e-6)
+  np.testing.assert_allclose(
+    np.asarray(log_det), np.asarray(jnp.sum(log_deriv, axis=1)), atol=1e-5
+  )
+  assert np.abs(np.asarray(y_b - x[:, 3:])).max() > 1e-3  # not the identity
 
 
 def test_elementwise_spline_bijector_params_and_identity_init():

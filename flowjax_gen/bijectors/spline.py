@@ -40,7 +40,9 @@ zero-initialised conditioner starts every spline as the identity.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -59,6 +61,16 @@ MIN_BIN_SIZE = 1e-3  # fraction of 2 B, for widths and heights (the paper's)
 MIN_DERIVATIVE = 1e-3
 # softplus(0 + _DERIVATIVE_SHIFT) = 1 - MIN_DERIVATIVE: zeros give d = 1.
 _DERIVATIVE_SHIFT = math.log(math.expm1(1.0 - MIN_DERIVATIVE))
+
+# Up to this many bins the spline is computed bin by bin, each quantity an
+# array shaped like ``x`` (``rational_quadratic_bins``), which XLA fuses
+# into a few elementwise loops. Stacked along a last axis of ``K`` (the
+# usual formulation, kept for more bins, where unrolling would make the
+# program grow with ``K``), the cumulative sums become reduce-windows, the
+# end knots pads and the bin selections small reductions, which do not
+# fuse with the work around them on the CPU (docs/performance.md,
+# "Splines and masked autoregressive flows").
+UNROLL_MAX_BINS = 16
 
 
 def num_spline_params(num_bins: int) -> int:
@@ -120,45 +132,19 @@ def _select(values: Array, in_bin: Array) -> Array:
   return jnp.sum(jnp.where(in_bin, values, jnp.zeros_like(values)), axis=-1)
 
 
-def rational_quadratic(
-  x: Array,
-  widths: Array,
-  heights: Array,
-  derivatives: Array,
-  *,
-  bound: float,
-  inverse: bool = False,
+def _rational_map(
+  v: Array,
+  inside: Array,
+  bin_values: tuple[Array, Array, Array, Array, Array, Array],
+  inverse: bool,
 ) -> tuple[Array, Array]:
-  """Applies the spline (or its inverse) to every entry of ``x``.
+  """The map of the module docstring on the bin each entry of ``v`` is in.
 
-  Args:
-    x: values of any shape.
-    widths, heights: unnormalised, shape ``x.shape + (K,)``.
-    derivatives: unnormalised interior derivatives, ``x.shape + (K - 1,)``.
-    bound: ``B``; the identity outside ``[-B, B]``.
-    inverse: evaluate the inverse spline instead.
-
-  Returns:
-    ``(out, log_deriv)``: the mapped values and, per entry, the log of the
-    derivative of the map that was applied (``0`` in the tails).
+  ``bin_values`` is ``(x_k, w, y_k, h, d_k, d_{k+1})`` per entry; entries
+  outside ``[-B, B]`` (``inside`` false) get ``x`` back and a zero
+  log-derivative.
   """
-  x_knots, bin_widths = _knots(widths, bound)
-  y_knots, bin_heights = _knots(heights, bound)
-  slopes = _derivatives(derivatives)
-  inside = (x >= -bound) & (x <= bound)
-  # Tail entries go through the spline at 0 instead, so the unused branch
-  # stays finite and no NaN can leak through the final ``where`` (nor
-  # through its gradient).
-  v = jnp.where(inside, x, jnp.zeros_like(x))
-  search = y_knots if inverse else x_knots
-  index = jnp.sum(v[..., None] >= search[..., 1:-1], axis=-1)
-  in_bin = index[..., None] == jnp.arange(bin_widths.shape[-1])
-  x_k, w = _select(x_knots[..., :-1], in_bin), _select(bin_widths, in_bin)
-  y_k, h = _select(y_knots[..., :-1], in_bin), _select(bin_heights, in_bin)
-  d_k, d_k1 = (
-    _select(slopes[..., :-1], in_bin),
-    _select(slopes[..., 1:], in_bin),
-  )
+  x_k, w, y_k, h, d_k, d_k1 = bin_values
   s = h / w
   e = d_k1 + d_k - 2.0 * s
   if inverse:
@@ -182,18 +168,221 @@ def rational_quadratic(
     log_deriv = -log_deriv
   else:
     out = y_k + h * (s * xi * xi + d_k * xi_1m) / denominator
+  return out, jnp.where(inside, log_deriv, jnp.zeros_like(log_deriv))
+
+
+def _inside(x: Array, bound: float) -> tuple[Array, Array]:
+  """Which entries the spline maps, and ``x`` with the others set to 0.
+
+  Tail entries go through the spline at 0 instead, so the unused branch
+  stays finite and no NaN can leak through the final ``where`` (nor
+  through its gradient).
+  """
+  inside = (x >= -bound) & (x <= bound)
+  return inside, jnp.where(inside, x, jnp.zeros_like(x))
+
+
+def _bins_stacked(
+  v: Array,
+  widths: Array,
+  heights: Array,
+  derivatives: Array,
+  *,
+  bound: float,
+  inverse: bool,
+) -> tuple[Array, Array, Array, Array, Array, Array]:
+  """``(x_k, w, y_k, h, d_k, d_{k+1})`` from parameters stacked along a
+  last axis of ``K`` (or ``K - 1``)."""
+  x_knots, bin_widths = _knots(widths, bound)
+  y_knots, bin_heights = _knots(heights, bound)
+  slopes = _derivatives(derivatives)
+  search = y_knots if inverse else x_knots
+  index = jnp.sum(v[..., None] >= search[..., 1:-1], axis=-1)
+  in_bin = index[..., None] == jnp.arange(bin_widths.shape[-1])
   return (
-    jnp.where(inside, out, x),
-    jnp.where(inside, log_deriv, jnp.zeros_like(log_deriv)),
+    _select(x_knots[..., :-1], in_bin),
+    _select(bin_widths, in_bin),
+    _select(y_knots[..., :-1], in_bin),
+    _select(bin_heights, in_bin),
+    _select(slopes[..., :-1], in_bin),
+    _select(slopes[..., 1:], in_bin),
   )
 
 
-def split_spline_params(h: Array, num_bins: int) -> tuple[Array, Array, Array]:
-  """Splits ``(..., 3K - 1)`` into (widths, heights, derivatives)."""
-  return (
-    h[..., :num_bins],
-    h[..., num_bins : 2 * num_bins],
-    h[..., 2 * num_bins :],
+def _inner_knots_by_bin(unnormalised: Sequence[Array], bound: float) -> list:
+  """``_knots``' ``K - 1`` interior knots, one array per knot: a softmax
+  (each bin at least ``MIN_BIN_SIZE``) and running sums, bin by bin."""
+  num_bins = len(unnormalised)
+  # As jax.nn.softmax: the shift cancels, so it carries no gradient.
+  top = jax.lax.stop_gradient(functools.reduce(jnp.maximum, unnormalised))
+  exps = [jnp.exp(u - top) for u in unnormalised]
+  scale = (1.0 - MIN_BIN_SIZE * num_bins) / functools.reduce(jnp.add, exps)
+  knots, partial_sum = [], None
+  for e in exps[:-1]:
+    fraction = MIN_BIN_SIZE + scale * e
+    partial_sum = fraction if partial_sum is None else partial_sum + fraction
+    knots.append(2.0 * bound * partial_sum - bound)
+  return knots
+
+
+def _ends_by_bin(
+  inner: Sequence[Array], index: Array, first: float, last: float
+) -> tuple[Array, Array]:
+  """The values at both ends of bin ``index`` from the ``K - 1`` interior
+  ones, with ``first`` left of bin 0 and ``last`` right of bin ``K - 1``.
+
+  Bin ``k``'s right end and bin ``k + 1``'s left end are the same array,
+  so neighbouring bins share their knot exactly and the map is continuous.
+  """
+  left = jnp.full(index.shape, first, inner[0].dtype)
+  right = jnp.full(index.shape, last, inner[0].dtype)
+  for k, value in enumerate(inner):
+    left = jnp.where(index == k + 1, value, left)
+    right = jnp.where(index == k, value, right)
+  return left, right
+
+
+def _bins_by_bin(
+  v: Array,
+  widths: Sequence[Array],
+  heights: Sequence[Array],
+  derivatives: Sequence[Array],
+  *,
+  bound: float,
+  inverse: bool,
+) -> tuple[Array, Array, Array, Array, Array, Array]:
+  """``_bins_stacked`` with one array per bin (per interior knot for the
+  derivatives), each shaped like ``v``; the same knots up to the order of
+  float32 additions."""
+  x_inner = _inner_knots_by_bin(widths, bound)
+  y_inner = _inner_knots_by_bin(heights, bound)
+  slopes = [
+    MIN_DERIVATIVE + jax.nn.softplus(d + _DERIVATIVE_SHIFT) for d in derivatives
+  ]
+  search = y_inner if inverse else x_inner
+  # A reduction rather than a sum of the K - 1 comparisons, so that XLA
+  # computes the index once, into a buffer. Fused into its consumers, it
+  # is recomputed in each of the six selections, and two loops can round a
+  # knot differently (vectorised with fused multiply-adds in one, not in
+  # the other's remainder), so an entry at a knot fell in bin k for one
+  # selection and k + 1 for another.
+  index = jnp.sum(
+    jnp.stack([v >= knot for knot in search], axis=-1), axis=-1, dtype=jnp.int32
+  )
+  x_k, x_k1 = _ends_by_bin(x_inner, index, -bound, bound)
+  y_k, y_k1 = _ends_by_bin(y_inner, index, -bound, bound)
+  d_k, d_k1 = _ends_by_bin(slopes, index, 1.0, 1.0)
+  return x_k, x_k1 - x_k, y_k, y_k1 - y_k, d_k, d_k1
+
+
+def _by_bin(params: Array) -> list:
+  """``(..., K)`` -> ``K`` arrays ``(...)``; a split, whose gradient is a
+  single concatenate."""
+  return [
+    jnp.squeeze(p, -1) for p in jnp.split(params, params.shape[-1], axis=-1)
+  ]
+
+
+def _by_bin_is_used(num_bins: int) -> bool:
+  # One bin has no interior knot to search or select.
+  return 1 < num_bins <= UNROLL_MAX_BINS
+
+
+def _spline(x: Array, bound: float, inverse: bool, bin_values):
+  inside, v = _inside(x, bound)
+  out, log_deriv = _rational_map(v, inside, bin_values(v), inverse)
+  return jnp.where(inside, out, x), log_deriv
+
+
+def rational_quadratic(
+  x: Array,
+  widths: Array,
+  heights: Array,
+  derivatives: Array,
+  *,
+  bound: float,
+  inverse: bool = False,
+) -> tuple[Array, Array]:
+  """Applies the spline (or its inverse) to every entry of ``x``.
+
+  Args:
+    x: values of any shape.
+    widths, heights: unnormalised, shape ``x.shape + (K,)``.
+    derivatives: unnormalised interior derivatives, ``x.shape + (K - 1,)``.
+    bound: ``B``; the identity outside ``[-B, B]``.
+    inverse: evaluate the inverse spline instead.
+
+  Returns:
+    ``(out, log_deriv)``: the mapped values and, per entry, the log of the
+    derivative of the map that was applied (``0`` in the tails).
+  """
+  if _by_bin_is_used(widths.shape[-1]):
+    return rational_quadratic_bins(
+      x,
+      _by_bin(widths),
+      _by_bin(heights),
+      _by_bin(derivatives),
+      bound=bound,
+      inverse=inverse,
+    )
+  return _spline(
+    x,
+    bound,
+    inverse,
+    lambda v: _bins_stacked(
+      v, widths, heights, derivatives, bound=bound, inverse=inverse
+    ),
+  )
+
+
+def rational_quadratic_bins(
+  x: Array,
+  widths: Sequence[Array],
+  heights: Sequence[Array],
+  derivatives: Sequence[Array],
+  *,
+  bound: float,
+  inverse: bool = False,
+) -> tuple[Array, Array]:
+  """``rational_quadratic`` with its parameters given bin by bin, as a
+  conditioner's parameter-major outputs split (``transformers``).
+
+  Args:
+    x: values of any shape.
+    widths, heights: ``K`` unnormalised arrays each, shaped like ``x``.
+    derivatives: ``K - 1`` unnormalised interior derivatives, likewise.
+    bound: ``B``; the identity outside ``[-B, B]``.
+    inverse: evaluate the inverse spline instead.
+
+  Returns:
+    ``(out, log_deriv)`` as ``rational_quadratic``.
+  """
+  num_bins = len(widths)
+  if len(heights) != num_bins or len(derivatives) != num_bins - 1:
+    raise ValueError(
+      "rational_quadratic_bins needs K widths, K heights and K - 1 "
+      f"derivatives; got {num_bins}, {len(heights)} and {len(derivatives)}."
+    )
+  if not _by_bin_is_used(num_bins):
+    return rational_quadratic(
+      x,
+      jnp.stack(widths, axis=-1),
+      jnp.stack(heights, axis=-1),
+      (
+        jnp.stack(derivatives, axis=-1)
+        if derivatives
+        else jnp.zeros(x.shape + (0,), x.dtype)
+      ),
+      bound=bound,
+      inverse=inverse,
+    )
+  return _spline(
+    x,
+    bound,
+    inverse,
+    lambda v: _bins_by_bin(
+      v, widths, heights, derivatives, bound=bound, inverse=inverse
+    ),
   )
 
 

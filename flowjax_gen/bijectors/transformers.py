@@ -5,7 +5,9 @@ coupling, or from ``x_{<i}`` in an autoregressive layer).
 A conditioner returns its outputs parameter-major: for ``F`` transformed
 entries and ``P`` parameters each, output ``p * F + i`` is parameter ``p`` of
 entry ``i`` (for the affine transformer, all shifts then all scale logits).
-``per_feature`` turns that into ``(..., F, P)``.
+``per_parameter`` splits that into ``theta``, ``P`` arrays ``(..., F)``
+shaped like the entries they transform: a split, whose gradient is one
+concatenate, where a ``(..., F, P)`` layout costs a transpose both ways.
 
 * ``additive`` (``P = 1``): ``y = x + t``, volume preserving.
 * ``affine`` (``P = 2``, ``(t, h)``): ``y = x * s + t`` with
@@ -15,14 +17,14 @@ entry ``i`` (for the affine transformer, all shifts then all scale logits).
 * ``logistic_mixture`` (``P = 3K + 2``): Flow++'s
   ``y = exp(alpha) logit(MixLogCDF(x)) + beta`` (``bijectors.mixture``).
 
-Each transformer's ``forward(theta, x)`` and ``inverse(theta, y)`` return
-the mapped values and the per-entry log-derivative of the map applied
-(``None`` when it is identically zero).
+Each transformer's ``forward(theta, x)`` and ``inverse(theta, y)`` take
+those ``P`` arrays and return the mapped values and the per-entry
+log-derivative of the map applied (``None`` when it is identically zero).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple, Optional
 
 import jax
@@ -38,14 +40,14 @@ from flowjax_gen.bijectors.mixture import (
 from flowjax_gen.bijectors.spline import (
   check_spline_args,
   num_spline_params,
-  rational_quadratic,
-  split_spline_params,
+  rational_quadratic_bins,
 )
 from flowjax_gen.typing import Array
 
 SCALE_FNS = ("sigmoid", "exp_tanh", "exp")
 
-ElementwiseFn = Callable[[Array, Array], tuple[Array, Optional[Array]]]
+Theta = Sequence[Array]
+ElementwiseFn = Callable[[Theta, Array], tuple[Array, Optional[Array]]]
 
 
 class Transformer(NamedTuple):
@@ -56,17 +58,18 @@ class Transformer(NamedTuple):
   inverse: ElementwiseFn
 
 
-def per_feature(h: Array, num_params: int) -> Array:
-  """Parameter-major conditioner outputs ``(..., P * F)`` -> ``(..., F, P)``."""
-  return jnp.moveaxis(h.reshape(h.shape[:-1] + (num_params, -1)), -2, -1)
+def per_parameter(h: Array, num_params: int) -> tuple[Array, ...]:
+  """Parameter-major conditioner outputs ``(..., P * F)`` -> ``P`` arrays
+  ``(..., F)``."""
+  return tuple(jnp.split(h, num_params, axis=-1))
 
 
 def additive() -> Transformer:
   """``y = x + t``; ``log_deriv`` is zero (``None``)."""
   return Transformer(
     1,
-    lambda theta, x: (x + theta[..., 0], None),
-    lambda theta, y: (y - theta[..., 0], None),
+    lambda theta, x: (x + theta[0], None),
+    lambda theta, y: (y - theta[0], None),
   )
 
 
@@ -89,12 +92,12 @@ def affine(scale_fn: str) -> Transformer:
   check_choice("scale_fn", scale_fn, SCALE_FNS)
 
   def forward(theta, x):
-    log_s = _log_scale(theta[..., 1], scale_fn)
-    return x * jnp.exp(log_s) + theta[..., 0], log_s
+    log_s = _log_scale(theta[1], scale_fn)
+    return x * jnp.exp(log_s) + theta[0], log_s
 
   def inverse(theta, y):
-    log_s = _log_scale(theta[..., 1], scale_fn)
-    return (y - theta[..., 0]) * jnp.exp(-log_s), -log_s
+    log_s = _log_scale(theta[1], scale_fn)
+    return (y - theta[0]) * jnp.exp(-log_s), -log_s
 
   return Transformer(2, forward, inverse)
 
@@ -102,15 +105,19 @@ def affine(scale_fn: str) -> Transformer:
 def spline(num_bins: int, bound: float) -> Transformer:
   """Rational-quadratic spline with ``num_bins`` bins on ``[-bound, bound]``.
 
-  ``theta`` holds unnormalised widths, heights and interior derivatives
-  (``bijectors.spline``); zeros are the identity.
+  ``theta`` holds ``K`` unnormalised widths, ``K`` heights and ``K - 1``
+  interior derivatives (``bijectors.spline``); zeros are the identity.
   """
   bound = check_spline_args(num_bins, bound)
 
   def apply(theta, x, inverse):
-    widths, heights, derivatives = split_spline_params(theta, num_bins)
-    return rational_quadratic(
-      x, widths, heights, derivatives, bound=bound, inverse=inverse
+    return rational_quadratic_bins(
+      x,
+      theta[:num_bins],
+      theta[num_bins : 2 * num_bins],
+      theta[2 * num_bins :],
+      bound=bound,
+      inverse=inverse,
     )
 
   return Transformer(
@@ -128,8 +135,17 @@ def logistic_mixture(num_components: int) -> Transformer:
   ``K`` means and ``K`` log-scales.
   """
   check_mixture_args(num_components)
+
+  # The mixture's functions take the parameters stacked, ``(..., F, P)``.
+  def stacked(theta):
+    return jnp.stack(theta, axis=-1)
+
   return Transformer(
     num_mixture_params(num_components),
-    lambda theta, x: logistic_mixture_forward(theta, x, num_components),
-    lambda theta, y: logistic_mixture_inverse(theta, y, num_components),
+    lambda theta, x: logistic_mixture_forward(
+      stacked(theta), x, num_components
+    ),
+    lambda theta, y: logistic_mixture_inverse(
+      stacked(theta), y, num_components
+    ),
   )
