@@ -53,17 +53,10 @@ def _stacked_spline(x, widths, heights, derivatives, inverse=False):
   """The formulation kept for more than ``UNROLL_MAX_BINS`` bins, at any
   ``K``: the reference for the bin-by-bin one."""
 
-  def bin_values(v):
-    return spline._bins_stacked(
-      v,
-      _full(x, widths),
-      _full(x, heights),
-      _full(x, derivatives),
-      bound=B,
-      inverse=inverse,
-    )
-
-  return spline._spline(x, B, inverse, bin_values)
+  params = (_full(x, widths), _full(x, heights), _full(x, derivatives))
+  return spline._spline(
+    x, spline._bins_stacked, *params, bound=B, inverse=inverse
+  )
 
 
 def _sweep(params, dtype=jnp.float32):

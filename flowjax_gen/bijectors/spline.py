@@ -284,13 +284,17 @@ def _by_bin(params: Array) -> list:
 
 
 def _by_bin_is_used(num_bins: int) -> bool:
-  # One bin has no interior knot to search or select.
+  # Above UNROLL_MAX_BINS the stacked form keeps the program small; one
+  # bin has no interior knot to search or select.
   return 1 < num_bins <= UNROLL_MAX_BINS
 
 
-def _spline(x: Array, bound: float, inverse: bool, bin_values):
+def _spline(x: Array, bin_values, *params, bound: float, inverse: bool):
+  """The spline with ``bin_values`` (``_bins_by_bin`` or ``_bins_stacked``)
+  reading the bins' parameters ``params``."""
   inside, v = _inside(x, bound)
-  out, log_deriv = _rational_map(v, inside, bin_values(v), inverse)
+  bins = bin_values(v, *params, bound=bound, inverse=inverse)
+  out, log_deriv = _rational_map(v, inside, bins, inverse)
   return jnp.where(inside, out, x), log_deriv
 
 
@@ -325,14 +329,8 @@ def rational_quadratic(
       bound=bound,
       inverse=inverse,
     )
-  return _spline(
-    x,
-    bound,
-    inverse,
-    lambda v: _bins_stacked(
-      v, widths, heights, derivatives, bound=bound, inverse=inverse
-    ),
-  )
+  params = (widths, heights, derivatives)
+  return _spline(x, _bins_stacked, *params, bound=bound, inverse=inverse)
 
 
 def rational_quadratic_bins(
@@ -376,14 +374,8 @@ def rational_quadratic_bins(
       bound=bound,
       inverse=inverse,
     )
-  return _spline(
-    x,
-    bound,
-    inverse,
-    lambda v: _bins_by_bin(
-      v, widths, heights, derivatives, bound=bound, inverse=inverse
-    ),
-  )
+  params = (widths, heights, derivatives)
+  return _spline(x, _bins_by_bin, *params, bound=bound, inverse=inverse)
 
 
 @checked
