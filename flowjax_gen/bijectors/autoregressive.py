@@ -96,7 +96,7 @@ def masked_autoregressive(
 
   def theta(params, x, context):
     h = apply_output(net, params, x, context, compute_dtype=compute_dtype)
-    return transformers.per_parameter(h, tau.num_params)
+    return transformers.parameters(h, tau)
 
   def total(log_deriv, like):
     # A volume-preserving transformer reports no log-derivative (None).

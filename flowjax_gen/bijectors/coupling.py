@@ -162,7 +162,7 @@ def _coupling(
 
   def theta(net, params, a, context):
     h = apply_output(net, params, a, context, compute_dtype=compute_dtype)
-    return transformers.per_parameter(h, transformer.num_params)
+    return transformers.parameters(h, transformer)
 
   def log_det(partition, log_deriv, batch_shape, dtype):
     if log_deriv is None:

@@ -5,9 +5,13 @@ coupling, or from ``x_{<i}`` in an autoregressive layer).
 A conditioner returns its outputs parameter-major: for ``F`` transformed
 entries and ``P`` parameters each, output ``p * F + i`` is parameter ``p`` of
 entry ``i`` (for the affine transformer, all shifts then all scale logits).
-``per_parameter`` splits that into ``theta``, ``P`` arrays ``(..., F)``
-shaped like the entries they transform: a split, whose gradient is one
-concatenate, where a ``(..., F, P)`` layout costs a transpose both ways.
+``parameters`` hands it to the transformer as ``theta`` in the transformer's
+``layout``: ``"split"``, ``P`` arrays ``(..., F)`` shaped like the entries
+they transform (a split, whose gradient is one concatenate), for the
+transformers that read each parameter as a whole; ``"stacked"``, one
+``(..., F, P)`` array (a transpose both ways), for the logistic mixture,
+which slices its ``K`` components off the last axis (split, then stacked
+again for those slices, Flow++'s MNIST step ran 3-7% slower).
 
 * ``additive`` (``P = 1``): ``y = x + t``, volume preserving.
 * ``affine`` (``P = 2``, ``(t, h)``): ``y = x * s + t`` with
@@ -18,14 +22,14 @@ concatenate, where a ``(..., F, P)`` layout costs a transpose both ways.
   ``y = exp(alpha) logit(MixLogCDF(x)) + beta`` (``bijectors.mixture``).
 
 Each transformer's ``forward(theta, x)`` and ``inverse(theta, y)`` take
-those ``P`` arrays and return the mapped values and the per-entry
+``theta`` in its layout and return the mapped values and the per-entry
 log-derivative of the map applied (``None`` when it is identically zero).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -46,7 +50,8 @@ from flowjax_gen.typing import Array
 
 SCALE_FNS = ("sigmoid", "exp_tanh", "exp")
 
-Theta = Sequence[Array]
+# ``P`` arrays (layout "split") or one ``(..., F, P)`` array ("stacked").
+Theta = Union[Sequence[Array], Array]
 ElementwiseFn = Callable[[Theta, Array], tuple[Array, Optional[Array]]]
 
 
@@ -56,12 +61,25 @@ class Transformer(NamedTuple):
   num_params: int
   forward: ElementwiseFn
   inverse: ElementwiseFn
+  layout: str = "split"
 
 
 def per_parameter(h: Array, num_params: int) -> tuple[Array, ...]:
   """Parameter-major conditioner outputs ``(..., P * F)`` -> ``P`` arrays
   ``(..., F)``."""
   return tuple(jnp.split(h, num_params, axis=-1))
+
+
+def per_feature(h: Array, num_params: int) -> Array:
+  """Parameter-major conditioner outputs ``(..., P * F)`` -> ``(..., F, P)``."""
+  return jnp.moveaxis(h.reshape(h.shape[:-1] + (num_params, -1)), -2, -1)
+
+
+def parameters(h: Array, transformer: Transformer) -> Theta:
+  """A conditioner's parameter-major outputs as ``transformer`` reads them."""
+  if transformer.layout == "stacked":
+    return per_feature(h, transformer.num_params)
+  return per_parameter(h, transformer.num_params)
 
 
 def additive() -> Transformer:
@@ -135,17 +153,9 @@ def logistic_mixture(num_components: int) -> Transformer:
   ``K`` means and ``K`` log-scales.
   """
   check_mixture_args(num_components)
-
-  # The mixture's functions take the parameters stacked, ``(..., F, P)``.
-  def stacked(theta):
-    return jnp.stack(theta, axis=-1)
-
   return Transformer(
     num_mixture_params(num_components),
-    lambda theta, x: logistic_mixture_forward(
-      stacked(theta), x, num_components
-    ),
-    lambda theta, y: logistic_mixture_inverse(
-      stacked(theta), y, num_components
-    ),
+    lambda theta, x: logistic_mixture_forward(theta, x, num_components),
+    lambda theta, y: logistic_mixture_inverse(theta, y, num_components),
+    layout="stacked",
   )
