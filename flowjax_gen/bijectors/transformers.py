@@ -11,7 +11,7 @@ they transform (a split, whose gradient is one concatenate), for the
 transformers that read each parameter as a whole; ``"stacked"``, one
 ``(..., F, P)`` array (a transpose both ways), for the logistic mixture,
 which slices its ``K`` components off the last axis (split, then stacked
-again for those slices, Flow++'s MNIST step ran 3-7% slower).
+again for those slices, Flow++'s training step was slower).
 
 * ``additive`` (``P = 1``): ``y = x + t``, volume preserving.
 * ``affine`` (``P = 2``, ``(t, h)``): ``y = x * s + t`` with
