@@ -108,9 +108,15 @@ def _knots(unnormalised: Array, bound: float) -> tuple[Array, Array]:
   return knots, knots[..., 1:] - knots[..., :-1]
 
 
+def _interior_derivatives(unnormalised: Array) -> Array:
+  """Knot derivatives from unnormalised values, at least
+  ``MIN_DERIVATIVE``; zeros give 1."""
+  return MIN_DERIVATIVE + jax.nn.softplus(unnormalised + _DERIVATIVE_SHIFT)
+
+
 def _derivatives(unnormalised: Array) -> Array:
   """``K + 1`` knot derivatives: 1 at both ends, learned inside."""
-  inner = MIN_DERIVATIVE + jax.nn.softplus(unnormalised + _DERIVATIVE_SHIFT)
+  inner = _interior_derivatives(unnormalised)
   ones = jnp.ones(inner.shape[:-1] + (1,), inner.dtype)
   return jnp.concatenate([ones, inner, ones], axis=-1)
 
@@ -256,9 +262,7 @@ def _bins_by_bin(
   float32 additions."""
   x_inner = _inner_knots_by_bin(widths, bound)
   y_inner = _inner_knots_by_bin(heights, bound)
-  slopes = [
-    MIN_DERIVATIVE + jax.nn.softplus(d + _DERIVATIVE_SHIFT) for d in derivatives
-  ]
+  slopes = [_interior_derivatives(d) for d in derivatives]
   search = y_inner if inverse else x_inner
   # A reduction rather than a sum of the K - 1 comparisons, so that XLA
   # computes the index once, into a buffer. Fused into its consumers, it
